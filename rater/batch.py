@@ -1,0 +1,285 @@
+"""``rater rate-file``: rate one CDR file with the same core as the streaming job.
+
+The file is rated in slices of ``batch_size`` records, threading the rating state
+(seen ids, allowance usage, balances) from one slice to the next, so the output is
+the same whatever the slice size. The three output files are written under
+temporary names in the output directory and renamed into place only once all of
+them are complete, so a reader never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import polars as pl
+
+from rater.cdr_files import iter_cdr_batches, read_cdrs
+from rater.core.columns import BALANCE_SCHEMA, EVENT_SCHEMA, RATED_EXTRA_SCHEMA
+from rater.core.money import format_micros
+from rater.errors import UsageError
+from rater.settings import load_settings
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "OUTPUT_FILES",
+    "BatchSummary",
+    "rate_file",
+    "register",
+]
+
+DEFAULT_BATCH_SIZE = 100_000
+OUTPUT_FILES = ("rated.parquet", "events.parquet", "balances.parquet")
+STATUSES = ("rated", "unrated", "invalid", "duplicate")
+# Below this many records the run is over before a bar would be worth drawing.
+PROGRESS_MIN_RECORDS = 200_000
+
+_ENV_INPUT = "RATER_RATE_FILE_INPUT"
+_ENV_OUTPUT = "RATER_RATE_FILE_OUTPUT"
+_ENV_BATCH_SIZE = "RATER_RATE_FILE_BATCH_SIZE"
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What one ``rate_file`` run produced."""
+
+    input_path: Path
+    output_dir: Path
+    records: int
+    by_status: dict[str, int] = field(default_factory=dict)
+    charges_by_currency: dict[str, int] = field(default_factory=dict)  # micros
+    events: int = 0
+    prepaid_tenants: int = 0
+
+    def lines(self) -> list[str]:
+        """The human summary printed by ``rater rate-file``."""
+        statuses = ", ".join(f"{s} {self.by_status.get(s, 0)}" for s in STATUSES)
+        charges = ", ".join(
+            f"{cur} {format_micros(m)}" for cur, m in sorted(self.charges_by_currency.items())
+        )
+        return [
+            f"{self.records} records from {self.input_path} -> {self.output_dir}",
+            f"  status:  {statuses}",
+            f"  charged: {charges or 'nothing'}",
+            f"  events:  {self.events}; balances: {self.prepaid_tenants} prepaid tenants",
+        ]
+
+
+def rate_file(
+    config_dir: Path,
+    input_path: Path,
+    output_dir: Path,
+    *,
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> BatchSummary:
+    """Rate ``input_path`` against the tariff in ``config_dir`` into ``output_dir``.
+
+    Writes ``rated.parquet``, ``events.parquet`` and ``balances.parquet``. Raises
+    ConfigError for a bad tariff, InputError for an unreadable input file and
+    UsageError for a bad argument. ``progress`` draws a bar on stderr for large files.
+    """
+    from rater.core.rating import balances_frame, rate_batch
+    from rater.core.state import RatingState
+    from rater.core.tariff import load_tariff
+
+    size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    if size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {size}")
+    config_dir, input_path, output_dir = Path(config_dir), Path(input_path), Path(output_dir)
+    if not config_dir.is_dir():
+        raise UsageError(
+            f"tariff directory {config_dir} does not exist: pass --config DIR "
+            "(or set RATER_TARIFF_DIR) to a directory holding plans.yaml, rates.csv, tenants.csv"
+        )
+    tariff = load_tariff(config_dir)
+    cdrs = read_cdrs(input_path)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"--output {output_dir} exists and is not a directory")
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    bar = (
+        _ProgressBar(cdrs.height, sys.stderr)
+        if progress and cdrs.height >= PROGRESS_MIN_RECORDS
+        else None
+    )
+    state = RatingState.empty()
+    rated_parts: list[pl.DataFrame] = []
+    event_parts: list[pl.DataFrame] = []
+    done = 0
+    for chunk in iter_cdr_batches(cdrs, size):
+        if chunk.height == 0:
+            continue
+        result = rate_batch(tariff, chunk, state)
+        state = result.state
+        # Per-slice dtypes can differ (an all-null column); pin them so slices concatenate.
+        rated_parts.append(
+            result.rated.with_columns(pl.col(c).cast(t) for c, t in RATED_EXTRA_SCHEMA.items())
+        )
+        event_parts.append(result.events.select(pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()))
+        done += chunk.height
+        if bar is not None:
+            bar.update(done)
+    if bar is not None:
+        bar.finish()
+
+    rated = pl.concat(rated_parts, how="vertical") if rated_parts else _empty_rated(cdrs)
+    events = (
+        pl.concat(event_parts, how="vertical") if event_parts else pl.DataFrame(schema=EVENT_SCHEMA)
+    )
+    balances = balances_frame(tariff, state).select(
+        pl.col(c).cast(t) for c, t in BALANCE_SCHEMA.items()
+    )
+    _write_atomically(output_dir, dict(zip(OUTPUT_FILES, (rated, events, balances), strict=True)))
+    return _summarize(input_path, output_dir, rated, events, balances)
+
+
+def _empty_rated(cdrs: pl.DataFrame) -> pl.DataFrame:
+    return pl.concat([cdrs, pl.DataFrame(schema=RATED_EXTRA_SCHEMA)], how="horizontal")
+
+
+def _write_atomically(output_dir: Path, frames: dict[str, pl.DataFrame]) -> None:
+    temps: dict[str, Path] = {}
+    try:
+        for name, frame in frames.items():
+            tmp = output_dir / f".{name}.{os.getpid()}.tmp"
+            temps[name] = tmp
+            frame.write_parquet(tmp, compression="zstd", statistics=True)
+        for name, tmp in temps.items():
+            os.replace(tmp, output_dir / name)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+
+
+def _summarize(
+    input_path: Path,
+    output_dir: Path,
+    rated: pl.DataFrame,
+    events: pl.DataFrame,
+    balances: pl.DataFrame,
+) -> BatchSummary:
+    counts = rated.group_by("status").len()
+    by_status = {str(s): int(n) for s, n in counts.iter_rows()}
+    charges = (
+        rated.filter(pl.col("currency").is_not_null())
+        .group_by("currency")
+        .agg(pl.col("charge_micros").sum())
+    )
+    by_currency = {str(c): int(m) for c, m in charges.iter_rows()}
+    return BatchSummary(
+        input_path=input_path,
+        output_dir=output_dir,
+        records=rated.height,
+        by_status=by_status,
+        charges_by_currency=by_currency,
+        events=events.height,
+        prepaid_tenants=balances.height,
+    )
+
+
+class _ProgressBar:
+    """A one-line text bar redrawn in place with carriage returns."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream: TextIO, clock: Callable[[], float] = time.monotonic):
+        self.total = max(total, 1)
+        self.stream = stream
+        self.clock = clock
+        self.started = clock()
+
+    def update(self, done: int) -> None:
+        filled = self.WIDTH * done // self.total
+        elapsed = max(self.clock() - self.started, 1e-9)
+        rate = done / elapsed
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+            f"{done}/{self.total} records {100 * done // self.total}% {rate:,.0f}/s"
+        )
+        self.stream.flush()
+
+    def finish(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``rate-file`` subcommand."""
+    parser = sub.add_parser(
+        "rate-file",
+        help="rate a CDR file (.csv, .parquet, .avro) into Parquet outputs",
+        description="Rate one CDR file and write rated.parquet, events.parquet and "
+        "balances.parquet into the output directory.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="tariff directory with plans.yaml, rates.csv, tenants.csv "
+        "(env RATER_TARIFF_DIR, default ./config)",
+    )
+    parser.add_argument(
+        "--input",
+        type=Path,
+        default=_env_path(_ENV_INPUT),
+        metavar="FILE",
+        help=f"CDR file: .csv, .parquet or .avro (env {_ENV_INPUT})",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=_env_path(_ENV_OUTPUT),
+        metavar="DIR",
+        help=f"output directory, created if missing (env {_ENV_OUTPUT})",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"records rated per slice; the output does not depend on it "
+        f"(env {_ENV_BATCH_SIZE}, default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.set_defaults(func=_handle)
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value) if value else None
+
+
+def _env_batch_size() -> int | None:
+    value = os.environ.get(_ENV_BATCH_SIZE, "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"{_ENV_BATCH_SIZE}={value!r} is not an integer") from None
+
+
+def _handle(args: argparse.Namespace) -> int:
+    if args.input is None:
+        raise UsageError(f"rate-file needs --input FILE (or {_ENV_INPUT})")
+    if args.output is None:
+        raise UsageError(f"rate-file needs --output DIR (or {_ENV_OUTPUT})")
+    settings = load_settings(tariff_dir=args.config)
+    batch_size = args.batch_size if args.batch_size is not None else _env_batch_size()
+    summary = rate_file(
+        settings.tariff_dir,
+        args.input,
+        args.output,
+        batch_size=batch_size,
+        progress=sys.stderr.isatty(),
+    )
+    for line in summary.lines():
+        print(line)
+    return 0

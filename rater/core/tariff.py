@@ -1,0 +1,763 @@
+"""The tariff: plans (plans.yaml), rates (rates.csv) and tenants (tenants.csv).
+
+:func:`load_tariff` validates the whole directory up front, so that a bad file
+stops the rater with a message naming the file, the line and the fix, instead
+of mis-rating traffic later. It also precomputes the integer-keyed lookup
+tables the vectorized rating engine (:mod:`rater.core.rating`) joins against.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rater.core.bands import DAYS, MINUTES_PER_WEEK, band_week_table, parse_hhmm
+from rater.core.money import decimal_places, decimal_to_micros, parse_decimal
+from rater.errors import ConfigError
+
+__all__ = [
+    "DIRECTIONS",
+    "KINDS",
+    "MAX_PREFIX_DIGITS",
+    "OPEN_END_US",
+    "Allowance",
+    "Band",
+    "Plan",
+    "Tariff",
+    "Tenant",
+    "load_tariff",
+]
+
+KINDS: tuple[str, ...] = ("call", "sms", "ring_through")
+DIRECTIONS: tuple[str, ...] = ("inbound", "outbound")
+# E.164 numbers have at most 15 digits, so a longer prefix could never match; the bound
+# also lets a (plan, kind, direction, prefix) key be packed into one int64.
+MAX_PREFIX_DIGITS = 15
+OPEN_END_US = 2**62  # an open effective_to, as microseconds since the epoch
+
+PLANS_FILE = "plans.yaml"
+RATES_FILE = "rates.csv"
+TENANTS_FILE = "tenants.csv"
+
+RATE_COLUMNS = (
+    "plan_id",
+    "kind",
+    "direction",
+    "prefix",
+    "band",
+    "effective_from",
+    "effective_to",
+    "connect_fee",
+    "price",
+    "first_increment",
+    "increment",
+    "min_charge",
+)
+TENANT_COLUMNS = (
+    "tenant_id",
+    "plan_id",
+    "billing",
+    "opening_balance",
+    "low_balance_threshold",
+    "recharge_amount",
+    "auto_recharge",
+)
+_DIGITS = re.compile(r"[0-9]*")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Band(_Model):
+    """A named time band. ``to_minute`` 1440 means end of day ("24:00").
+
+    When ``from_minute`` > ``to_minute`` the band wraps past midnight on the same
+    listed days: it contains times >= from or < to.
+    """
+
+    name: str
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...]
+    from_minute: int = Field(ge=0, le=1439)
+    to_minute: int = Field(ge=1, le=1440)
+
+
+class Allowance(_Model):
+    """Free quantity per calendar month: ``seconds`` for calls, ``segments`` for sms."""
+
+    kind: Literal["call", "sms"]
+    direction: Literal["inbound", "outbound", "any"]
+    prefixes: tuple[str, ...] = ()
+    seconds: int | None = Field(default=None, ge=0)
+    segments: int | None = Field(default=None, ge=0)
+
+    @property
+    def quantity(self) -> int:
+        value = self.seconds if self.kind == "call" else self.segments
+        return 0 if value is None else value
+
+
+class Plan(_Model):
+    id: str
+    currency: str
+    timezone: str
+    decimals: int = Field(default=6, ge=0, le=6)
+    rounding: Literal["half_up", "up", "down"] = "half_up"
+    fallback: str | None = None
+    bands: tuple[Band, ...] = ()
+    allowances: tuple[Allowance, ...] = ()
+
+
+class Tenant(_Model):
+    tenant_id: str
+    plan_id: str
+    billing: Literal["prepaid", "postpaid"]
+    opening_balance_micros: int = 0
+    low_balance_threshold_micros: int = 0
+    recharge_amount_micros: int = 0
+    auto_recharge: bool = False
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """A loaded, validated tariff plus the lookup tables the engine joins against.
+
+    ``rates`` holds one row per rates.csv row with the original decimal strings
+    and exact integer numerators over ``10**price_scale`` (``connect_num``,
+    ``price_num``, ``min_num``, Int128), effective dates as UTC datetimes and
+    ``line`` (the CSV line).
+    """
+
+    plans: dict[str, Plan]
+    tenants: dict[str, Tenant]
+    rates: pl.DataFrame
+    price_scale: int
+    plan_ids: tuple[str, ...] = ()
+    # Index of each plan's fallback in plan_ids, -1 for none.
+    fallback_index: tuple[int, ...] = ()
+    timezones: tuple[str, ...] = ()
+    plan_timezone_index: tuple[int, ...] = ()
+    # Band code per (plan, minute of the local week): plan * MINUTES_PER_WEEK + minute.
+    band_table: pl.Series = field(default_factory=lambda: pl.Series(dtype=pl.Int16))
+    # Prefix length -> frame(key, r_band, r_from, r_to, r_idx); see rating.py for the key.
+    rate_tables: dict[int, pl.DataFrame] = field(default_factory=dict)
+    # Prefix lengths present per plan, longest first.
+    plan_prefix_lengths: tuple[tuple[int, ...], ...] = ()
+    tenant_frame: pl.DataFrame = field(default_factory=pl.DataFrame)
+    max_price_num: int = 0
+
+    def plan_index(self, plan_id: str) -> int:
+        return self.plan_ids.index(plan_id)
+
+
+# ---------------------------------------------------------------------------------------
+# plans.yaml
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Records the 1-based line of every mapping under the key ``__line__``."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _strip_lines(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_lines(v) for k, v in value.items() if k != "__line__"}
+    if isinstance(value, list):
+        return [_strip_lines(v) for v in value]
+    return value
+
+
+def _parse_band(raw: Any, file: str, line: int) -> Band:
+    if not isinstance(raw, dict):
+        raise ConfigError(file, line, "a band must be a mapping", "write {name, days, from, to}")
+    line = raw.get("__line__", line)
+    for key in ("name", "days", "from", "to"):
+        if key not in raw:
+            raise ConfigError(file, line, f"band lacks {key!r}", "give name, days, from and to")
+    start = parse_hhmm(str(raw["from"]), allow_end_of_day=False)
+    end = parse_hhmm(str(raw["to"]), allow_end_of_day=True)
+    if start is None or end is None:
+        raise ConfigError(
+            file,
+            line,
+            f"band {raw['name']!r}: bad time {raw['from']!r}..{raw['to']!r}",
+            'write times as "HH:MM" (00:00..23:59; "24:00" only as "to")',
+        )
+    if start == end:
+        raise ConfigError(
+            file,
+            line,
+            f"band {raw['name']!r} is empty or ambiguous (from == to)",
+            "use 00:00-24:00 for all day",
+        )
+    days = raw["days"]
+    if not isinstance(days, list) or any(str(d).lower() not in DAYS for d in days):
+        raise ConfigError(
+            file,
+            line,
+            f"band {raw['name']!r}: bad days {days!r}",
+            f"use a list of {', '.join(DAYS)}",
+        )
+    return Band(
+        name=str(raw["name"]),
+        days=tuple(str(d).lower() for d in days),  # type: ignore[misc]
+        from_minute=start,
+        to_minute=end,
+    )
+
+
+def _parse_plan(raw: Any, file: str, index: int) -> Plan:
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            file, f"plans[{index}]", "a plan must be a mapping", "see the plans.yaml format"
+        )
+    line = raw.get("__line__", index)
+    plan_id = raw.get("id")
+    where = f"{line} (plan {plan_id})"
+    if not plan_id:
+        raise ConfigError(file, line, "plan without an id", "give every plan an id")
+    tz = raw.get("timezone")
+    try:
+        if not isinstance(tz, str):
+            raise ZoneInfoNotFoundError(str(tz))
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            file, where, f"unknown time zone {tz!r}", "use an IANA name such as Europe/Paris"
+        ) from None
+    bands = raw.get("bands") or []
+    allowances = raw.get("allowances") or []
+    if not isinstance(bands, list) or not isinstance(allowances, list):
+        raise ConfigError(
+            file, where, "bands and allowances must be lists", "write them as YAML lists"
+        )
+    parsed_bands = tuple(_parse_band(b, file, line) for b in bands)
+    names = [b.name for b in parsed_bands]
+    if len(set(names)) != len(names) or "any" in names:
+        raise ConfigError(file, where, "band names must be unique and not 'any'", "rename the band")
+    parsed_allowances = []
+    for a in allowances:
+        a_line = a.get("__line__", line) if isinstance(a, dict) else line
+        try:
+            allowance = Allowance.model_validate(_strip_lines(a))
+        except ValidationError as exc:
+            raise ConfigError(
+                file, a_line, f"plan {plan_id}: bad allowance: {_first_error(exc)}", _ALLOWANCE_FIX
+            ) from None
+        wrong = allowance.segments if allowance.kind == "call" else allowance.seconds
+        right = allowance.seconds if allowance.kind == "call" else allowance.segments
+        if wrong is not None or right is None:
+            raise ConfigError(
+                file, a_line, f"plan {plan_id}: bad allowance quantity", _ALLOWANCE_FIX
+            )
+        if any(not p or not _DIGITS.fullmatch(p) for p in allowance.prefixes):
+            raise ConfigError(
+                file, a_line, f"plan {plan_id}: allowance prefixes must be digits", _ALLOWANCE_FIX
+            )
+        parsed_allowances.append(allowance)
+    fields = {k: v for k, v in _strip_lines(raw).items() if k not in ("bands", "allowances")}
+    try:
+        return Plan.model_validate(
+            {**fields, "bands": parsed_bands, "allowances": tuple(parsed_allowances)}
+        )
+    except ValidationError as exc:
+        raise ConfigError(
+            file,
+            where,
+            f"bad plan: {_first_error(exc)}",
+            "check currency, timezone, decimals (0..6), rounding (half_up|up|down), fallback",
+        ) from None
+
+
+_ALLOWANCE_FIX = (
+    "write {kind: call, direction: inbound|outbound|any, prefixes: [...], seconds: N} "
+    "or {kind: sms, ..., segments: N}"
+)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else str(err["msg"])
+
+
+def _load_plans(directory: Path) -> dict[str, Plan]:
+    path = directory / PLANS_FILE
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            file, None, "file not found", f"create {PLANS_FILE} in the tariff directory"
+        ) from None
+    try:
+        doc = yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(file, line, f"invalid YAML: {exc}", "fix the YAML syntax") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("plans"), list) or not doc["plans"]:
+        raise ConfigError(
+            file, 1, "no 'plans' list", "start the file with 'plans:' and a list of plans"
+        )
+    plans: dict[str, Plan] = {}
+    lines: dict[str, Any] = {}
+    for i, raw in enumerate(doc["plans"]):
+        plan = _parse_plan(raw, file, i)
+        line = raw.get("__line__")
+        if plan.id in plans:
+            raise ConfigError(
+                file, line, f"duplicate plan id {plan.id!r}", "give each plan a unique id"
+            )
+        plans[plan.id] = plan
+        lines[plan.id] = line
+    for plan in plans.values():
+        where = f"{lines[plan.id]} (plan {plan.id})"
+        if plan.fallback is None:
+            continue
+        target = plans.get(plan.fallback)
+        if target is None:
+            raise ConfigError(
+                file,
+                where,
+                f"unknown fallback plan {plan.fallback!r}",
+                "name a plan defined in plans.yaml",
+            )
+        if target.currency != plan.currency:
+            raise ConfigError(
+                file,
+                where,
+                f"fallback plan {target.id!r} is in {target.currency}, not {plan.currency}",
+                "fall back only on a plan with the same currency",
+            )
+        chain = [plan.id]
+        cursor: Plan | None = target
+        while cursor is not None:
+            if cursor.id in chain:
+                raise ConfigError(
+                    file,
+                    where,
+                    f"fallback cycle {' -> '.join([*chain, cursor.id])}",
+                    "remove one fallback so that the chain ends",
+                )
+            if cursor.currency != plan.currency:
+                raise ConfigError(
+                    file,
+                    where,
+                    f"fallback plan {cursor.id!r} is in {cursor.currency}, not {plan.currency}",
+                    "fall back only on plans with the same currency",
+                )
+            chain.append(cursor.id)
+            cursor = plans.get(cursor.fallback) if cursor.fallback else None
+    return plans
+
+
+# ---------------------------------------------------------------------------------------
+# CSV files
+
+
+def _read_csv(
+    path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> list[tuple[int, dict[str, str]]]:
+    file = str(path)
+    try:
+        handle = path.open(encoding="utf-8", newline="")
+    except FileNotFoundError:
+        raise ConfigError(
+            file, None, "file not found", f"create {path.name} in the tariff directory"
+        ) from None
+    rows: list[tuple[int, dict[str, str]]] = []
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise ConfigError(file, 1, "empty file", f"write the header: {','.join(columns)}")
+        header = [h.strip() for h in header]
+        missing = [c for c in columns if c not in header and c not in optional]
+        if missing:
+            raise ConfigError(
+                file,
+                1,
+                f"missing column(s) {', '.join(missing)}",
+                f"the header must have {','.join(columns)}",
+            )
+        for record in reader:
+            if not record or all(not cell.strip() for cell in record):
+                continue
+            line = reader.line_num
+            if len(record) != len(header):
+                raise ConfigError(
+                    file,
+                    line,
+                    f"{len(record)} fields, expected {len(header)}",
+                    "match the header's columns",
+                )
+            rows.append((line, {h: v.strip() for h, v in zip(header, record, strict=True)}))
+    return rows
+
+
+def _parse_instant(text: str, file: str, line: int, column: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None or value.utcoffset() is None:
+        raise ConfigError(
+            file,
+            line,
+            f"column {column!r}: {text!r} is not an ISO-8601 timestamp with offset",
+            "write e.g. 2025-01-01T00:00:00+01:00 (or ...Z)",
+        )
+    return value
+
+
+def _epoch_us(value: datetime) -> int:
+    delta = value - datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _parse_int(text: str, file: str, line: int, column: str, *, minimum: int) -> int:
+    if not re.fullmatch(r"[0-9]+", text) or int(text) < minimum:
+        raise ConfigError(
+            file,
+            line,
+            f"column {column!r}: {text!r} is not an integer >= {minimum}",
+            f"write whole seconds >= {minimum}",
+        )
+    return int(text)
+
+
+def _load_rates(directory: Path, plans: dict[str, Plan]) -> tuple[pl.DataFrame, int]:
+    path = directory / RATES_FILE
+    file = str(path)
+    rows = _read_csv(path, RATE_COLUMNS, optional=("min_charge", "connect_fee", "effective_to"))
+    records: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str, str, str, str, int], int] = {}
+    scale = 0
+    for line, row in rows:
+        plan_id = row["plan_id"]
+        plan = plans.get(plan_id)
+        if plan is None:
+            raise ConfigError(
+                file, line, f"unknown plan {plan_id!r}", "use a plan id defined in plans.yaml"
+            )
+        kind, direction = row["kind"], row["direction"]
+        if kind not in KINDS:
+            raise ConfigError(file, line, f"unknown kind {kind!r}", "use call, sms or ring_through")
+        if direction not in DIRECTIONS:
+            raise ConfigError(
+                file, line, f"unknown direction {direction!r}", "use inbound or outbound"
+            )
+        prefix = row["prefix"]
+        if not _DIGITS.fullmatch(prefix) or len(prefix) > MAX_PREFIX_DIGITS:
+            raise ConfigError(
+                file,
+                line,
+                f"prefix {prefix!r} is not up to {MAX_PREFIX_DIGITS} digits",
+                "write digits only, no '+'",
+            )
+        band = row["band"]
+        if band != "any" and band not in {b.name for b in plan.bands}:
+            raise ConfigError(
+                file,
+                line,
+                f"band {band!r} is not a band of plan {plan_id}",
+                "use 'any' or a band name of the plan",
+            )
+        eff_from = _parse_instant(row["effective_from"], file, line, "effective_from")
+        eff_to_text = row.get("effective_to", "")
+        eff_to = _parse_instant(eff_to_text, file, line, "effective_to") if eff_to_text else None
+        from_us = _epoch_us(eff_from)
+        to_us = _epoch_us(eff_to) if eff_to is not None else OPEN_END_US
+        if to_us <= from_us:
+            raise ConfigError(
+                file, line, "effective_to is not after effective_from", "swap or fix the dates"
+            )
+        values: dict[str, Decimal] = {}
+        for column in ("connect_fee", "price", "min_charge"):
+            text = row.get(column, "")
+            if text == "" and column != "price":
+                value = Decimal(0)
+            else:
+                value = parse_decimal(text, file=file, line=line, column=column)
+            if value < 0:
+                raise ConfigError(
+                    file, line, f"column {column!r} is negative", "prices and fees must be >= 0"
+                )
+            values[column] = value
+            scale = max(scale, decimal_places(value))
+        if kind == "call":
+            first = _parse_int(row["first_increment"], file, line, "first_increment", minimum=1)
+            inc = _parse_int(row["increment"], file, line, "increment", minimum=1)
+        else:
+            first = (
+                _parse_int(row["first_increment"], file, line, "first_increment", minimum=1)
+                if row["first_increment"]
+                else 1
+            )
+            inc = (
+                _parse_int(row["increment"], file, line, "increment", minimum=1)
+                if row["increment"]
+                else 1
+            )
+        key = (plan_id, kind, direction, prefix, band, from_us)
+        if key in seen:
+            raise ConfigError(
+                file,
+                line,
+                f"duplicate rate key (plan_id, kind, direction, prefix, band, effective_from) of line {seen[key]}",
+                "remove one row or change its effective_from",
+            )
+        seen[key] = line
+        records.append(
+            {
+                "plan_id": plan_id,
+                "kind": kind,
+                "direction": direction,
+                "prefix": prefix,
+                "band": band,
+                "effective_from": from_us,
+                "effective_to": None if eff_to is None else to_us,
+                "connect_fee": row.get("connect_fee", ""),
+                "price": row["price"],
+                "first_increment": first,
+                "increment": inc,
+                "min_charge": row.get("min_charge", ""),
+                "line": line,
+                "_values": values,
+            }
+        )
+    factor = 10**scale
+    nums: dict[str, list[int]] = {"connect_num": [], "price_num": [], "min_num": []}
+    for rec in records:
+        values = rec.pop("_values")
+        nums["connect_num"].append(int(values["connect_fee"] * factor))
+        nums["price_num"].append(int(values["price"] * factor))
+        nums["min_num"].append(int(values["min_charge"] * factor))
+    schema = {
+        "plan_id": pl.String,
+        "kind": pl.String,
+        "direction": pl.String,
+        "prefix": pl.String,
+        "band": pl.String,
+        "effective_from": pl.Int64,
+        "effective_to": pl.Int64,
+        "connect_fee": pl.String,
+        "price": pl.String,
+        "first_increment": pl.Int64,
+        "increment": pl.Int64,
+        "min_charge": pl.String,
+        "line": pl.Int64,
+    }
+    frame = (
+        pl.DataFrame(records, schema=schema, orient="row")
+        if records
+        else pl.DataFrame(schema=schema)
+    )
+    frame = frame.with_columns(
+        pl.col("effective_from").cast(pl.Datetime("us", "UTC")),
+        pl.col("effective_to").cast(pl.Datetime("us", "UTC")),
+        *(pl.Series(name, values, dtype=pl.Int128) for name, values in nums.items()),
+    )
+    return frame, scale
+
+
+def _load_tenants(directory: Path, plans: dict[str, Plan]) -> dict[str, Tenant]:
+    path = directory / TENANTS_FILE
+    file = str(path)
+    rows = _read_csv(path, TENANT_COLUMNS)
+    tenants: dict[str, Tenant] = {}
+    for line, row in rows:
+        tenant_id = row["tenant_id"]
+        if not tenant_id:
+            raise ConfigError(file, line, "empty tenant_id", "give every tenant an id")
+        if tenant_id in tenants:
+            raise ConfigError(
+                file, line, f"duplicate tenant {tenant_id!r}", "list each tenant once"
+            )
+        if row["plan_id"] not in plans:
+            raise ConfigError(
+                file,
+                line,
+                f"unknown plan {row['plan_id']!r}",
+                "use a plan id defined in plans.yaml",
+            )
+        billing = row["billing"]
+        if billing not in ("prepaid", "postpaid"):
+            raise ConfigError(file, line, f"unknown billing {billing!r}", "use prepaid or postpaid")
+        amounts: dict[str, int] = {}
+        for column in ("opening_balance", "low_balance_threshold", "recharge_amount"):
+            text = row[column]
+            value = (
+                Decimal(0)
+                if text == ""
+                else parse_decimal(text, file=file, line=line, column=column)
+            )
+            try:
+                amounts[column] = decimal_to_micros(value)
+            except ValueError:
+                raise ConfigError(
+                    file,
+                    line,
+                    f"column {column!r}: {text!r} has more than 6 decimals",
+                    "round it to micros",
+                ) from None
+        auto = row["auto_recharge"].lower()
+        if auto not in ("true", "false", ""):
+            raise ConfigError(
+                file, line, f"auto_recharge {row['auto_recharge']!r}", "write true or false"
+            )
+        tenants[tenant_id] = Tenant(
+            tenant_id=tenant_id,
+            plan_id=row["plan_id"],
+            billing=billing,  # type: ignore[arg-type]
+            opening_balance_micros=amounts["opening_balance"],
+            low_balance_threshold_micros=amounts["low_balance_threshold"],
+            recharge_amount_micros=amounts["recharge_amount"],
+            auto_recharge=auto == "true",
+        )
+    return tenants
+
+
+# ---------------------------------------------------------------------------------------
+# Precomputed tables
+
+KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+DIRECTION_CODE = {d: i for i, d in enumerate(DIRECTIONS)}
+GROUPS_PER_PLAN = len(KINDS) * len(DIRECTIONS)
+# key = group * 10**length + prefix value must fit in int64 for every length.
+MAX_PLANS = (2**63 - 1) // (10**MAX_PREFIX_DIGITS) // GROUPS_PER_PLAN
+
+
+def _build(
+    plans: dict[str, Plan], tenants: dict[str, Tenant], rates: pl.DataFrame, scale: int
+) -> Tariff:
+    plan_ids = tuple(plans)
+    if len(plan_ids) > MAX_PLANS:
+        raise ConfigError(PLANS_FILE, None, f"more than {MAX_PLANS} plans", "merge plans")
+    index = {p: i for i, p in enumerate(plan_ids)}
+    timezones = tuple(dict.fromkeys(p.timezone for p in plans.values()))
+    tz_index = tuple(timezones.index(plans[p].timezone) for p in plan_ids)
+    fallback = tuple(index[plans[p].fallback] if plans[p].fallback else -1 for p in plan_ids)  # type: ignore[index]
+    band_table = pl.concat([band_week_table(plans[p].bands) for p in plan_ids])
+
+    band_code = {(p, b.name): i for p in plan_ids for i, b in enumerate(plans[p].bands)}
+    keyed = rates.with_row_index("r_idx").select(
+        pl.col("r_idx").cast(pl.Int32),
+        pl.col("prefix").str.len_bytes().cast(pl.Int64).alias("length"),
+        (
+            pl.col("plan_id").replace_strict(index, return_dtype=pl.Int64) * GROUPS_PER_PLAN
+            + pl.col("kind").replace_strict(KIND_CODE, return_dtype=pl.Int64) * len(DIRECTIONS)
+            + pl.col("direction").replace_strict(DIRECTION_CODE, return_dtype=pl.Int64)
+        ).alias("group"),
+        pl.when(pl.col("prefix") == "")
+        .then(0)
+        .otherwise(pl.col("prefix").cast(pl.Int64, strict=False))
+        .alias("value"),
+        pl.struct("plan_id", "band")
+        .map_elements(lambda s: band_code.get((s["plan_id"], s["band"]), -1), return_dtype=pl.Int32)
+        .alias("r_band")
+        if rates.height
+        else pl.lit(-1, dtype=pl.Int32).alias("r_band"),
+        pl.col("effective_from").cast(pl.Int64).alias("r_from"),
+        pl.col("effective_to").cast(pl.Int64).fill_null(OPEN_END_US).alias("r_to"),
+        pl.col("plan_id").replace_strict(index, return_dtype=pl.Int64).alias("plan"),
+    )
+    rate_tables: dict[int, pl.DataFrame] = {}
+    for (length,), part in keyed.partition_by("length", as_dict=True).items():
+        assert isinstance(length, int)
+        rate_tables[length] = part.select(
+            (pl.col("group") * 10**length + pl.col("value")).alias("key"),
+            "r_band",
+            "r_from",
+            "r_to",
+            "r_idx",
+        ).sort("key")
+    lengths_by_plan: list[tuple[int, ...]] = []
+    for i in range(len(plan_ids)):
+        present = keyed.filter(pl.col("plan") == i)["length"].unique().to_list()
+        lengths_by_plan.append(tuple(sorted(present, reverse=True)))
+
+    tenant_rows = [
+        {
+            "tenant_id": t.tenant_id,
+            "_plan": index[t.plan_id],
+            "_prepaid": t.billing == "prepaid",
+            "_opening": t.opening_balance_micros,
+            "_threshold": t.low_balance_threshold_micros,
+            "_recharge": t.recharge_amount_micros,
+            "_auto": t.auto_recharge,
+        }
+        for t in tenants.values()
+    ]
+    tenant_schema = {
+        "tenant_id": pl.String,
+        "_plan": pl.Int32,
+        "_prepaid": pl.Boolean,
+        "_opening": pl.Int64,
+        "_threshold": pl.Int64,
+        "_recharge": pl.Int64,
+        "_auto": pl.Boolean,
+    }
+    tenant_frame = pl.DataFrame(tenant_rows, schema=tenant_schema)
+    max_num = 0
+    if rates.height:
+        for column in ("connect_num", "price_num", "min_num"):
+            value = rates[column].max()
+            assert isinstance(value, int)
+            max_num = max(max_num, value)
+    return Tariff(
+        plans=plans,
+        tenants=tenants,
+        rates=rates,
+        price_scale=scale,
+        plan_ids=plan_ids,
+        fallback_index=fallback,
+        timezones=timezones,
+        plan_timezone_index=tz_index,
+        band_table=band_table,
+        rate_tables=rate_tables,
+        plan_prefix_lengths=tuple(lengths_by_plan),
+        tenant_frame=tenant_frame,
+        max_price_num=max_num,
+    )
+
+
+def load_tariff(directory: Path) -> Tariff:
+    """Read and validate plans.yaml, rates.csv and tenants.csv from ``directory``.
+
+    Raises ConfigError(file, line, problem, fix) on the first problem found.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(
+            str(directory),
+            None,
+            "tariff directory not found",
+            "pass the directory holding plans.yaml",
+        )
+    plans = _load_plans(directory)
+    rates, scale = _load_rates(directory, plans)
+    tenants = _load_tenants(directory, plans)
+    return _build(plans, tenants, rates, scale)
+
+
+assert MINUTES_PER_WEEK == 7 * 1440

@@ -1,0 +1,52 @@
+"""One exception hierarchy for the whole rater.
+
+Transient errors may succeed when retried (a broker that is restarting, a
+timeout); terminal errors will not (a bad tariff, a fenced producer). Only
+transient errors are ever retried.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "InputError",
+    "RaterError",
+    "TerminalError",
+    "TransientError",
+    "UsageError",
+]
+
+
+class RaterError(Exception):
+    """Base of every error the rater raises on purpose."""
+
+
+class TransientError(RaterError):
+    """May succeed if retried: the caller backs off and tries again."""
+
+
+class TerminalError(RaterError):
+    """Will not succeed if retried: the caller stops and reports."""
+
+
+class UsageError(TerminalError):
+    """A bad flag or argument; the CLI prints it and exits with status 2."""
+
+
+class ConfigError(TerminalError):
+    """A bad configuration file; names the file, the line (or item) and the fix.
+
+    The CLI prints ``str(err)`` and exits with status 2.
+    """
+
+    def __init__(self, file: str, line: int | str | None, problem: str, fix: str) -> None:
+        self.file = file
+        self.line = line
+        self.problem = problem
+        self.fix = fix
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {problem}. Fix: {fix}")
+
+
+class InputError(TerminalError):
+    """An input file that cannot be read at all (missing, unknown format)."""

@@ -1,0 +1,1 @@
+"""The streaming job: ``rater run`` rates CDRs from Kafka with exactly-once output."""

@@ -1,0 +1,78 @@
+"""A batch of consumed messages, and how it is collected from the consumer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+__all__ = ["InputBatch", "collect_batch"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InputBatch:
+    """Messages of one batch, in consumption order, with the offsets they span."""
+
+    cdrs: list[Any] = field(default_factory=list)
+    topups: list[Any] = field(default_factory=list)
+    first: dict[tuple[str, int], int] = field(default_factory=dict)
+    last: dict[tuple[str, int], int] = field(default_factory=dict)
+    received_at: float = 0.0  # monotonic time of the first message
+
+    def __len__(self) -> int:
+        return len(self.cdrs) + len(self.topups)
+
+    def add(self, msg: Any, is_cdr: bool) -> None:
+        if not self.received_at:
+            self.received_at = time.monotonic()
+        tp = (msg.topic(), msg.partition())
+        self.first.setdefault(tp, msg.offset())
+        self.last[tp] = msg.offset()
+        (self.cdrs if is_cdr else self.topups).append(msg)
+
+    def drop_partitions(self, gone: set[tuple[str, int]]) -> None:
+        """Forget messages of partitions this process no longer owns."""
+        if not gone & self.first.keys():
+            return
+        self.cdrs = [m for m in self.cdrs if (m.topic(), m.partition()) not in gone]
+        self.topups = [m for m in self.topups if (m.topic(), m.partition()) not in gone]
+        for tp in gone:
+            self.first.pop(tp, None)
+            self.last.pop(tp, None)
+
+
+def collect_batch(
+    consume: Callable[[int, float], list[Any]],
+    *,
+    cdr_topic: str,
+    max_records: int,
+    max_wait_s: float,
+    should_stop: Callable[[], bool],
+) -> InputBatch:
+    """Consume until ``max_records`` messages, ``max_wait_s`` elapsed, or the input is idle."""
+    batch = InputBatch()
+    deadline = time.monotonic() + max_wait_s
+    while len(batch) < max_records and not should_stop():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        msgs = consume(min(max_records - len(batch), 20_000), remaining)
+        if not msgs and len(batch):
+            break  # drained what there is: rate it now rather than wait
+        for msg in msgs:
+            err = msg.error()
+            if err is None:
+                batch.add(msg, msg.topic() == cdr_topic)
+            elif err.code() == KafkaError._PARTITION_EOF:
+                continue
+            elif err.fatal():
+                raise KafkaException(err)
+            else:
+                log.warning("consumer: %s", err)
+    return batch

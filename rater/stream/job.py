@@ -1,0 +1,337 @@
+"""``rater run``: the consumer-group member that rates CDRs with exactly-once output."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from rater import metrics
+from rater.core.tariff import Tariff
+from rater.errors import TransientError
+from rater.settings import Settings
+from rater.stream.changelog import PartitionState
+from rater.stream.clients import consumer_config, producer_config, restore_partition
+from rater.stream.inputs import InputBatch, collect_batch
+from rater.stream.step import BatchOutput, PartitionMeta, rate_step
+from rater.topics import TopicSpec, ensure_topics
+from sinks import DuckDBCatalog, LocalDirectory, MonthPartitionedDataset
+
+__all__ = ["RaterJob", "RunSummary"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    counts: Counter[str] = field(default_factory=Counter)
+    charges: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
+    batches: int = 0
+    aborted: int = 0
+    # Monotonic times of the first batch received and the last batch committed.
+    busy_from: float | None = None
+    busy_until: float | None = None
+
+    @property
+    def busy_s(self) -> float:
+        if self.busy_from is None or self.busy_until is None:
+            return 0.0
+        return self.busy_until - self.busy_from
+
+
+class RaterJob:
+    def __init__(self, settings: Settings, tariff: Tariff, instance_id: str) -> None:
+        self.settings = settings
+        self.tariff = tariff
+        self.instance_id = instance_id
+        self.summary = RunSummary()
+        self.states: dict[int, PartitionState] = {}
+        self.meta: dict[int, PartitionMeta] = {}
+        self._stopping = False
+        self._revoked: set[tuple[str, int]] = set()
+        out = settings.output
+        self.rated_sink = MonthPartitionedDataset(
+            LocalDirectory(out.dataset_dir / "rated"), time_column="rating_time"
+        )
+        self.event_sink = MonthPartitionedDataset(
+            LocalDirectory(out.dataset_dir / "events"), time_column="rating_time"
+        )
+        self.catalog = (
+            DuckDBCatalog(out.duckdb_path, out.dataset_dir / "rated", out.dataset_dir / "events")
+            if out.duckdb_path
+            else None
+        )
+        self.consumer: Any = None
+        self.producer: Any = None
+
+    # -- the commit path ----------------------------------------------------------------
+
+    def commit_batch(self, batch: InputBatch) -> BatchOutput:
+        """Rate one batch and make its effects visible exactly once.
+
+        1. rate: decode, apply top-ups, rate CDRs against each partition's state.
+        2. write sinks: Parquet files named by topic-partition-offset range (a replay of
+           the same offsets replaces them, see sinks.dataset).
+        3. produce: rated records, balance events, dead letters and the state changelog,
+           all inside one Kafka transaction.
+        4. send offsets: the input offsets after the batch join the same transaction.
+        5. commit: outputs, changelog and offsets become visible together, or not at all;
+           only then does this process adopt the new state.
+        """
+        with _stage("rate"):  # 1
+            out = rate_step(self.settings, self.tariff, batch, self.states, self.meta)
+        with _stage("sinks"):  # 2
+            for sb in out.rated_sinks:
+                self.rated_sink.write(sb)
+            for sb in out.event_sinks:
+                self.event_sink.write(sb)
+        with _stage("produce"):  # 3
+            self.producer.begin_transaction()
+            self._produce(out)
+        with _stage("send_offsets"):  # 4
+            offsets = [TopicPartition(t, p, last + 1) for (t, p), last in batch.last.items()]
+            self.producer.send_offsets_to_transaction(
+                offsets, self.consumer.consumer_group_metadata(), 30
+            )
+        with _stage("commit"):  # 5
+            self._commit_transaction()
+        self._adopt(out)
+        return out
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self, *, handle_signals: bool = True) -> RunSummary:
+        if handle_signals:
+            self._install_signal_handlers()
+        self._ensure_topics()
+        while not self._stopping:
+            try:
+                self._session()
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.fatal() or not err.retriable():
+                    log.error("fatal Kafka error, restarting clients: %s", err)
+                else:
+                    log.warning("Kafka error, restarting clients: %s", err)
+                self._close_clients()
+                time.sleep(1.0)
+            except TransientError as exc:
+                log.warning("%s; restarting clients", exc)
+                self._close_clients()
+                time.sleep(1.0)
+        self._close_clients()
+        if self.catalog is not None:
+            self.catalog.refresh()
+        return self.summary
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def _session(self) -> None:
+        s = self.settings
+        self.producer = Producer(producer_config(s, self.instance_id))
+        self.producer.init_transactions(60)  # fences a previous incarnation of this instance
+        self.consumer = Consumer(consumer_config(s, self.instance_id))
+        self.consumer.subscribe(
+            [s.topics.cdrs, s.topics.topups], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        idle_since = time.monotonic()
+        while not self._stopping:
+            self._revoked.clear()
+            batch = collect_batch(
+                self.consumer.consume,
+                cdr_topic=s.topics.cdrs,
+                max_records=s.stream.batch_max_records,
+                max_wait_s=s.stream.batch_max_wait_ms / 1000,
+                should_stop=lambda: self._stopping,
+            )
+            batch.drop_partitions(self._revoked)
+            if not len(batch):
+                if s.stream.idle_exit_s and time.monotonic() - idle_since > s.stream.idle_exit_s:
+                    log.info("input idle for %.1fs: stopping", s.stream.idle_exit_s)
+                    self._stopping = True
+                continue
+            idle_since = time.monotonic()
+            self._process(batch)
+
+    def _process(self, batch: InputBatch) -> None:
+        metrics.BATCH_RECORDS.observe(len(batch))
+        if self.summary.busy_from is None:
+            self.summary.busy_from = batch.received_at
+        try:
+            out = self.commit_batch(batch)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if not err.txn_requires_abort():
+                raise
+            log.warning("transaction aborted (%s); rewinding %d partitions", err, len(batch.first))
+            metrics.TRANSACTIONS.labels("aborted").inc()
+            metrics.BATCHES.labels("aborted").inc()
+            self.summary.aborted += 1
+            self.producer.abort_transaction(30)
+            self._rewind(batch)
+            return
+        metrics.TRANSACTIONS.labels("committed").inc()
+        metrics.BATCHES.labels("committed").inc()
+        self._record(out)
+        self.summary.busy_until = time.monotonic()
+
+    def _produce(self, out: BatchOutput) -> None:
+        produce = self.producer.produce
+        for block in out.blocks:
+            headers = block.headers
+            for i, (key, value) in enumerate(zip(block.keys, block.values, strict=True)):
+                kwargs: dict[str, Any] = {"partition": block.partition, "key": key, "value": value}
+                if headers is not None:
+                    kwargs["headers"] = headers[i]
+                while True:
+                    try:
+                        produce(block.topic, **kwargs)
+                        break
+                    except BufferError:
+                        self.producer.poll(0.05)  # the local queue is full: let it drain
+            self.producer.poll(0)
+
+    def _commit_transaction(self) -> None:
+        for attempt in range(10):
+            try:
+                self.producer.commit_transaction(60)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.retriable() and not err.txn_requires_abort() and attempt < 9:
+                    log.warning("commit_transaction: %s; retrying", err)
+                    time.sleep(min(0.2 * 2**attempt, 5.0))
+                    continue
+                raise
+
+    def _adopt(self, out: BatchOutput) -> None:
+        for p, state in out.states.items():
+            self.states[p] = state
+            pm = self.meta.setdefault(p, PartitionMeta(generation=_now_us()))
+            pm.live_keys = out.live_keys[p]
+            pm.batches_since_snapshot = 0 if p in out.snapshotted else pm.batches_since_snapshot + 1
+
+    def _record(self, out: BatchOutput) -> None:
+        self.summary.batches += 1
+        self.summary.counts.update(out.counts)
+        self.summary.charges.update(out.charges)
+        self.summary.events.update(out.events)
+        metrics.CONSUMED.inc(out.counts["consumed"])
+        for status in ("rated", "unrated", "invalid", "duplicate", "dead_lettered"):
+            metrics.RECORDS.labels(status).inc(out.counts[status])
+        for currency, micros in out.charges.items():
+            metrics.CHARGED_MICROS.labels(currency).inc(micros)
+        for event, n in out.events.items():
+            metrics.BALANCE_EVENTS.labels(event).inc(n)
+        for reason, n in out.dead_reasons.items():
+            metrics.DEAD_LETTERED.labels(reason).inc(n)
+        metrics.TOPUPS.labels("applied").inc(out.counts["topup_applied"])
+        metrics.TOPUPS.labels("duplicate").inc(out.counts["topup_duplicate"])
+
+    def _rewind(self, batch: InputBatch) -> None:
+        for (topic, p), first in batch.first.items():
+            self.consumer.seek(TopicPartition(topic, p, first))
+
+    # -- partitions moving ---------------------------------------------------------------
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            if tp.topic != self.settings.topics.cdrs:
+                continue
+            started = time.monotonic()
+            replayer = restore_partition(
+                self.settings, self.settings.topics.changelog, tp.partition
+            )
+            self.states[tp.partition] = replayer.state
+            self.meta[tp.partition] = PartitionMeta(
+                generation=_now_us(), live_keys=replayer.live_keys
+            )
+            self.rated_sink.assign(tp.topic, tp.partition)
+            self.event_sink.assign(tp.topic, tp.partition)
+            metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
+            log.info("assigned %s[%d]: state restored", tp.topic, tp.partition)
+        metrics.STATE_TENANTS.set(sum(s.rating.balances.height for s in self.states.values()))
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            self._revoked.add((tp.topic, tp.partition))
+            if tp.topic == self.settings.topics.cdrs:
+                self.states.pop(tp.partition, None)
+                self.meta.pop(tp.partition, None)
+                self.rated_sink.revoke(tp.topic, tp.partition)
+                self.event_sink.revoke(tp.topic, tp.partition)
+        log.info("revoked %d partitions", len(partitions))
+
+    # -- set-up and tear-down ------------------------------------------------------------
+
+    def _ensure_topics(self) -> None:
+        s = self.settings
+        t = s.topics
+        admin = s.kafka.client_config()
+        specs = [TopicSpec(t.cdrs, t.partitions), TopicSpec(t.topups, t.partitions)]
+        ensure_topics(admin, specs)
+        n = _partition_count(admin, t.cdrs)
+        ensure_topics(
+            admin,
+            [
+                TopicSpec(t.topups, n),
+                TopicSpec(t.rated, n),
+                TopicSpec(t.events, n),
+                TopicSpec(t.dead_letter, n),
+                TopicSpec(t.changelog, n, {"cleanup.policy": "compact"}),
+            ],
+        )
+
+    def _close_clients(self) -> None:
+        if self.consumer is not None:
+            try:
+                self.consumer.close()
+            except Exception as exc:  # closing must never hide the original error
+                log.warning("closing consumer: %s", exc)
+            self.consumer = None
+        if self.producer is not None:
+            try:
+                self.producer.flush(10)
+            except Exception as exc:
+                log.warning("closing producer: %s", exc)
+            self.producer = None
+        self.states.clear()
+        self.meta.clear()
+
+    def _install_signal_handlers(self) -> None:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %d: finishing the current batch, then stopping", signum)
+            self._stopping = True
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def _partition_count(admin_conf: dict[str, Any], topic: str) -> int:
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient(admin_conf).list_topics(topic, timeout=30)
+    return len(md.topics[topic].partitions)
+
+
+@contextlib.contextmanager
+def _stage(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.STAGE_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000

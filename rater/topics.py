@@ -1,0 +1,93 @@
+"""Idempotent topic creation with the Kafka admin client."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rater.errors import TerminalError, TransientError
+
+__all__ = ["TopicSpec", "ensure_topics"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 1
+    config: Mapping[str, str] = field(default_factory=dict)
+    replication_factor: int = 1
+
+
+def ensure_topics(
+    admin_conf: Mapping[str, Any], specs: Sequence[TopicSpec], timeout_s: float = 30.0
+) -> None:
+    """Create the topics that do not exist yet and wait until metadata shows every partition
+    of every topic with a leader. Existing topics are left as they are (a partition count
+    that differs from the spec is logged, not changed).
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    if not specs:
+        return
+    admin = AdminClient(dict(admin_conf))
+    try:
+        existing = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as exc:
+        raise TransientError(f"cannot reach Kafka to list topics: {exc}") from exc
+    new = [
+        NewTopic(
+            s.name,
+            num_partitions=s.partitions,
+            replication_factor=s.replication_factor,
+            config=dict(s.config),
+        )
+        for s in specs
+        if s.name not in existing
+    ]
+    for s in specs:
+        if s.name in existing and len(existing[s.name].partitions) != s.partitions:
+            log.warning(
+                "topic %s exists with %d partitions (spec: %d); left unchanged",
+                s.name,
+                len(existing[s.name].partitions),
+                s.partitions,
+            )
+    if new:
+        futures = admin.create_topics(new, operation_timeout=timeout_s, request_timeout=timeout_s)
+        for name, fut in futures.items():
+            try:
+                fut.result()
+                log.info("created topic %s", name)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue
+                if err.retriable():
+                    raise TransientError(f"creating topic {name}: {err.str()}") from exc
+                raise TerminalError(f"creating topic {name}: {err.str()}") from exc
+    _await_topics(admin, specs, timeout_s)
+
+
+def _await_topics(admin: Any, specs: Sequence[TopicSpec], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = [s.name for s in specs]
+    while True:
+        md = admin.list_topics(timeout=max(1.0, min(5.0, deadline - time.monotonic())))
+        pending = [name for name in pending if not _ready(md.topics.get(name))]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TransientError(f"topics {pending} not ready after {timeout_s:.0f}s")
+        time.sleep(0.1)
+
+
+def _ready(topic: Any) -> bool:
+    if topic is None or topic.error is not None or not topic.partitions:
+        return False
+    return all(p.leader >= 0 and p.error is None for p in topic.partitions.values())

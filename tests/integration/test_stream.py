@@ -1,0 +1,239 @@
+"""`rater run` against a real Kafka broker: same output as `rater rate-file`, exactly once
+through crashes, rescaling and a broker restart, and bad input dead-lettered."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pytest
+
+from rater import wire
+from rater.batch import rate_file
+from rater.broker import LocalBroker
+from rater.core.columns import CDR_SCHEMA, EVENT_SCHEMA, RATED_EXTRA_SCHEMA
+from rater.core.rating import balances_frame
+from rater.core.state import RatingState
+from rater.core.tariff import load_tariff
+from rater.simulate import generate_cdrs
+from rater.stream.clients import restore_partition
+from rater.stream.job import RaterJob
+from tests.integration.streamkit import (
+    EXAMPLE_CONFIG,
+    SlowPublisher,
+    StreamEnv,
+    cdr_items,
+    create_topics,
+    publish,
+    rated_frame,
+    read_topic,
+    start_rater,
+)
+
+pytestmark = pytest.mark.kafka
+
+COMPARED = [*CDR_SCHEMA, *RATED_EXTRA_SCHEMA]
+
+
+@pytest.fixture
+def stream_env(kafka_bootstrap: str, tmp_path: Path) -> StreamEnv:
+    env = StreamEnv(kafka_bootstrap, f"s{uuid.uuid4().hex[:8]}", tmp_path / "out")
+    create_topics(env)
+    return env
+
+
+def _cdrs(count: int, seed: int) -> pl.DataFrame:
+    return generate_cdrs(EXAMPLE_CONFIG, count=count, seed=seed, duplicate_fraction=0.02)
+
+
+def _reference(frame: pl.DataFrame, tmp_path: Path) -> dict[str, pl.DataFrame]:
+    """What `rater rate-file` makes of the same records in the same order."""
+    src = tmp_path / "input.parquet"
+    frame.select(list(CDR_SCHEMA)).write_parquet(src)
+    out = tmp_path / "reference"
+    rate_file(EXAMPLE_CONFIG, src, out)
+    return {n: pl.read_parquet(out / f"{n}.parquet") for n in ("rated", "events", "balances")}
+
+
+def _canonical(rated: pl.DataFrame, like: pl.DataFrame) -> pl.DataFrame:
+    return rated.select(pl.col(c).cast(like.schema[c]) for c in COMPARED).sort(COMPARED)
+
+
+def _events(messages: list[Any]) -> pl.DataFrame:
+    rows = [wire.decode_balance_event(m.value()) for m in messages]
+    frame = pl.DataFrame(rows, schema_overrides=EVENT_SCHEMA) if rows else pl.DataFrame(schema=EVENT_SCHEMA)
+    return frame.select(list(EVENT_SCHEMA)).sort("tenant_id", "cdr_id", "event")
+
+
+def _stream_balances(env: StreamEnv) -> pl.DataFrame:
+    """Balances as the changelog has them: what a new owner of each partition restores."""
+    settings = env.settings()
+    state = RatingState.empty()
+    for p in range(env.partitions):
+        state = state.merge(restore_partition(settings, env.topic("changelog"), p).state.rating)
+    return balances_frame(load_tariff(EXAMPLE_CONFIG), state)
+
+
+def _assert_exactly_once(env: StreamEnv, published: pl.DataFrame, tmp_path: Path) -> None:
+    ref = _reference(published, tmp_path)
+    messages = read_topic(env.bootstrap, env.topic("rated"))
+    rated = rated_frame(messages)
+    offsets = rated.select("source_partition", "source_offset")
+    assert offsets.is_unique().all(), "a consumed record was rated twice"
+    assert rated.height == published.height, "a consumed record is missing"
+    assert _canonical(rated, ref["rated"]).equals(_canonical(ref["rated"], ref["rated"]))
+    assert _events(read_topic(env.bootstrap, env.topic("events"))).equals(
+        ref["events"].select(list(EVENT_SCHEMA)).sort("tenant_id", "cdr_id", "event")
+    )
+    assert _stream_balances(env).equals(ref["balances"])
+
+
+def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _rated_count(env: StreamEnv) -> int:
+    return len(read_topic(env.bootstrap, env.topic("rated")))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+
+
+def test_run_gives_the_same_output_as_rate_file(stream_env: StreamEnv, tmp_path: Path) -> None:
+    published = _cdrs(4_000, seed=11)
+    publish(stream_env.bootstrap, stream_env.topic("cdrs"), cdr_items(published))
+    settings = stream_env.settings(RATER_STREAM__IDLE_EXIT_S="3")
+    summary = RaterJob(settings, load_tariff(EXAMPLE_CONFIG), "a").run(handle_signals=False)
+
+    _assert_exactly_once(stream_env, published, tmp_path)
+    c = summary.counts
+    assert c["consumed"] == published.height
+    assert c["consumed"] == sum(
+        c[s] for s in ("rated", "unrated", "duplicate", "invalid", "dead_lettered")
+    )
+    assert c["duplicate"] > 0 and c["rated"] > 0
+    # The Parquet dataset and its DuckDB views hold the same records.
+    con = duckdb.connect(str(stream_env.out / "rater.duckdb"), read_only=True)
+    (n, micros) = con.execute("SELECT count(*), sum(charge_micros) FROM rated_usage").fetchone()  # type: ignore[misc]
+    ref = _reference(published, tmp_path / "again")["rated"]
+    assert n == published.height
+    assert micros == ref.get_column("charge_micros").sum()
+
+
+def test_bad_input_is_dead_lettered_and_counts_add_up(stream_env: StreamEnv, tmp_path: Path) -> None:
+    good = _cdrs(300, seed=5).with_columns(
+        pl.col("tenant_id").alias("tenant_id")
+    )
+    framed = [(k, wire.frame_message(v, 1)) for k, v in cdr_items(good)]
+    body = framed[0][1]
+    broken = good.head(1).with_columns(
+        pl.lit("broken-1").alias("cdr_id"), (pl.col("start_time") - pl.duration(hours=1)).alias("end_time")
+    )
+    bad = [
+        (b"acme", b"\x00\x00\x00\x00\x01garbage bytes that are not avro at all \xff\xff\xff"),
+        (b"acme", body[: len(body) // 2]),  # truncated Avro
+        (b"acme", b"\x07" + body[1:]),  # wrong magic byte
+        (b"acme", body[:1] + (99).to_bytes(4, "big") + body[5:]),  # unknown schema id
+        (b"acme", b""),
+        (b"acme", wire.frame_message(cdr_items(broken)[0][1], 1)),  # invalid: ends before it starts
+    ]
+    items = framed[:100] + bad[:3] + framed[100:200] + bad[3:] + framed[200:]
+    publish(stream_env.bootstrap, stream_env.topic("cdrs"), items)
+    settings = stream_env.settings(
+        RATER_STREAM__IDLE_EXIT_S="3", RATER_KAFKA__SCHEMA_REGISTRY_URL="http://registry.invalid"
+    )
+    summary = RaterJob(settings, load_tariff(EXAMPLE_CONFIG), "a").run(handle_signals=False)
+
+    c = summary.counts
+    assert c["consumed"] == len(items)
+    assert c["dead_lettered"] == 5
+    assert c["invalid"] >= 1
+    assert c["consumed"] == sum(
+        c[s] for s in ("rated", "unrated", "duplicate", "invalid", "dead_lettered")
+    )
+    dlq = read_topic(stream_env.bootstrap, stream_env.topic("dlq"))
+    reasons = sorted(dict(m.headers())["rater.reason"].decode() for m in dlq)
+    assert {"bad_magic_byte", "unknown_schema_id", "empty_message", "bad_times"} <= set(reasons)
+    assert len(dlq) == c["dead_lettered"] + c["invalid"]
+    sent = {v for _, v in bad}
+    for m in dlq:
+        h = dict(m.headers())
+        assert h["rater.source.topic"].decode() == stream_env.topic("cdrs")
+        assert int(h["rater.source.offset"]) >= 0
+    assert sent - {b""} <= {m.value() for m in dlq if m.value()}
+    rated = rated_frame(read_topic(stream_env.bootstrap, stream_env.topic("rated")))
+    assert rated.height == len(items) - c["dead_lettered"]
+
+
+def test_exactly_once_through_repeated_kill_9(stream_env: StreamEnv, tmp_path: Path) -> None:
+    published = _cdrs(30_000, seed=21)
+    switch = SlowPublisher(stream_env.bootstrap, stream_env.topic("cdrs"), cdr_items(published), 1_000)
+    rng = random.Random(7)
+    log = tmp_path / "rater.log"
+    kills = 0
+    while kills < 5:
+        proc = start_rater(stream_env, "a", log)
+        time.sleep(rng.uniform(2.0, 6.0))
+        if proc.poll() is not None:
+            pytest.fail(f"the rater exited by itself: see {log}")
+        proc.kill()  # SIGKILL: no chance to finish the batch or leave the group
+        proc.wait()
+        kills += 1
+    proc = start_rater(stream_env, "a", log)
+    try:
+        switch.join()
+        _wait_for(lambda: _rated_count(stream_env) >= published.height, 240, "every record rated")
+    finally:
+        _stop(proc)
+    _assert_exactly_once(stream_env, published, tmp_path)
+
+
+def test_scale_out_and_back(stream_env: StreamEnv, tmp_path: Path) -> None:
+    published = _cdrs(20_000, seed=31)
+    switch = SlowPublisher(stream_env.bootstrap, stream_env.topic("cdrs"), cdr_items(published), 1_000)
+    log = tmp_path / "rater.log"
+    a = start_rater(stream_env, "a", log)
+    time.sleep(6)
+    b = start_rater(stream_env, "b", log)  # 1 -> 2 processes
+    time.sleep(8)
+    _stop(a)  # 2 -> 1: b takes every partition over
+    try:
+        switch.join()
+        _wait_for(lambda: _rated_count(stream_env) >= published.height, 240, "every record rated")
+    finally:
+        _stop(b)
+    _assert_exactly_once(stream_env, published, tmp_path)
+
+
+def test_broker_restart_during_a_run(
+    stream_env: StreamEnv, kafka_broker: LocalBroker | None, tmp_path: Path
+) -> None:
+    if kafka_broker is None:
+        pytest.skip("restarting the broker needs the suite's own local broker")
+    published = _cdrs(20_000, seed=41)
+    switch = SlowPublisher(stream_env.bootstrap, stream_env.topic("cdrs"), cdr_items(published), 1_000)
+    log = tmp_path / "rater.log"
+    proc = start_rater(stream_env, "a", log)
+    try:
+        time.sleep(6)
+        kafka_broker.restart()
+        switch.join()
+        _wait_for(lambda: _rated_count(stream_env) >= published.height, 240, "every record rated")
+    finally:
+        _stop(proc)
+    _assert_exactly_once(stream_env, published, tmp_path)

@@ -1,0 +1,247 @@
+"""The Avro/JSON wire codec: exact round trips, framing, and poison messages."""
+
+from __future__ import annotations
+
+import io
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rater import wire
+from rater.core.columns import CDR_SCHEMA
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def cdr(i: int, **kw: Any) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "cdr_id": f"c{i}",
+        "tenant_id": "acme" if i % 2 else "globex",
+        "user_id": None if i % 5 == 0 else f"u{i % 7}",
+        "team_id": None if i % 3 == 0 else "t1",
+        "kind": ("call", "sms", "ring_through")[i % 3],
+        "direction": ("inbound", "outbound")[i % 2],
+        "caller": "+33612345678",
+        "callee": f"+4420{i:07d}",
+        "start_time": T0 + timedelta(seconds=i),
+        "answer_time": None if i % 4 == 0 else T0 + timedelta(seconds=i + 3, microseconds=7),
+        "end_time": T0 + timedelta(seconds=i + 3600),
+        "hold_ms": (i * 997) % 100_000,
+        "segments": 1 + i % 3,
+    }
+    rec.update(kw)
+    return rec
+
+
+def fastavro_bytes(name: str, rec: dict[str, Any]) -> bytes:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, fastavro.parse_schema(wire.load_schema(name)), rec)
+    return out.getvalue()
+
+
+def oracle(values: list[bytes], framed: bool, schema_id: int | None) -> wire.DecodeResult:
+    """Message-by-message fastavro decoding: what the bulk path must agree with."""
+    rows, indices, errors = [], [], []
+    for i, v in enumerate(values):
+        try:
+            rec = wire.decode_cdr(v, framed=framed, schema_id=schema_id)
+        except ValueError as exc:
+            errors.append((i, str(exc)))
+            continue
+        rows.append(rec)
+        indices.append(i)
+    frame = pl.DataFrame(rows, schema=CDR_SCHEMA) if rows else pl.DataFrame(schema=CDR_SCHEMA)
+    return wire.DecodeResult(frame=frame, indices=indices, errors=errors)
+
+
+def test_schemas_load_and_cdr_fields_are_the_contract() -> None:
+    names = [f["name"] for f in wire.load_schema("cdr")["fields"]]
+    assert names == list(CDR_SCHEMA)
+    for name in ("rated", "balance_event", "topup"):
+        assert wire.load_schema(name)["namespace"] == "rater"
+    assert (wire.schema_dir() / "cdr.avsc").is_file()
+
+
+def test_encode_cdr_is_byte_identical_to_fastavro() -> None:
+    for i in range(50):
+        assert wire.encode_cdr(cdr(i)) == fastavro_bytes("cdr", cdr(i))
+
+
+def test_encode_cdrs_bulk_matches_single_and_frames() -> None:
+    frame = pl.DataFrame([cdr(i) for i in range(200)], schema=CDR_SCHEMA)
+    bulk = wire.encode_cdrs(frame, schema_id=42)
+    assert bulk == [wire.encode_cdr(cdr(i), schema_id=42) for i in range(200)]
+    assert bulk[0][:5] == b"\x00\x00\x00\x00\x2a"
+
+
+@pytest.mark.parametrize("framed", [False, True])
+def test_decode_cdrs_round_trips_exactly(framed: bool) -> None:
+    recs = [cdr(i) for i in range(1000)]
+    values = [wire.encode_cdr(r, schema_id=7 if framed else None) for r in recs]
+    result = wire.decode_cdrs(values, framed=framed, schema_id=7 if framed else None)
+    assert result.errors == []
+    assert result.indices == list(range(1000))
+    assert result.frame.schema == pl.Schema(CDR_SCHEMA)
+    assert result.frame.equals(pl.DataFrame(recs, schema=CDR_SCHEMA))
+
+
+def test_decode_cdrs_names_each_broken_message() -> None:
+    values = [wire.encode_cdr(cdr(i), schema_id=7) for i in range(600)]
+    values[3] = b"\x01" + values[3][1:]
+    values[10] = wire.frame_message(wire.encode_cdr(cdr(10)), 8)
+    values[20] = values[20][: len(values[20]) // 2]
+    values[30] = values[30] + b"\x00\x01"
+    values[40] = b"\x00\x00"
+    result = wire.decode_cdrs(values, framed=True, schema_id=7)
+    assert result.errors == [
+        (3, "bad_magic_byte"),
+        (10, "unknown_schema_id"),
+        (20, "truncated_avro"),
+        (30, "avro_decode_error"),
+        (40, "truncated_avro"),
+    ]
+    good = [i for i in range(600) if i not in (3, 10, 20, 30, 40)]
+    assert result.indices == good
+    assert result.frame.equals(pl.DataFrame([cdr(i) for i in good], schema=CDR_SCHEMA))
+
+
+def test_out_of_range_union_and_enum_indexes_are_rejected_not_misread() -> None:
+    body = wire.encode_cdr(cdr(1))
+    # user_id's union index follows cdr_id and tenant_id; 0x33 is no valid branch.
+    pos = 1 + len("c1") + 1 + len("acme")
+    bad_union = body[:pos] + b"\x33" + body[pos + 1 :]
+    values = [wire.encode_cdr(cdr(i)) for i in range(400)]
+    values[100] = bad_union
+    result = wire.decode_cdrs(values, framed=False)
+    assert result.errors == [(100, "avro_decode_error")]
+    assert 100 not in result.indices and len(result.indices) == 399
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32),
+    n_bad=st.integers(1, 6),
+    mode=st.sampled_from(["flip", "cut", "insert", "garbage"]),
+)
+def test_bulk_decode_agrees_with_per_message_decoding(seed: int, n_bad: int, mode: str) -> None:
+    rng = random.Random(seed)
+    values = [wire.encode_cdr(cdr(i)) for i in range(300)]
+    for _ in range(n_bad):
+        i = rng.randrange(len(values))
+        v = bytearray(values[i])
+        if mode == "flip":
+            v[rng.randrange(len(v))] = rng.randrange(256)
+        elif mode == "cut":
+            del v[rng.randrange(len(v)) :]
+        elif mode == "insert":
+            v.insert(rng.randrange(len(v)), rng.randrange(256))
+        else:
+            v = bytearray(rng.randbytes(rng.randrange(0, 80)))
+        values[i] = bytes(v)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(wire, "_MIN_BULK", 4)  # exercise bulk decoding down to tiny parts
+        got = wire.decode_cdrs(values, framed=False)
+    want = oracle(values, False, None)
+    assert got.indices == want.indices
+    assert [i for i, _ in got.errors] == [i for i, _ in want.errors]
+    assert got.frame.equals(want.frame)
+
+
+def test_empty_batch() -> None:
+    result = wire.decode_cdrs([], framed=True)
+    assert result.frame.height == 0 and result.frame.schema == pl.Schema(CDR_SCHEMA)
+
+
+def test_decode_cdrs_json_accepts_iso_and_micros() -> None:
+    values = [
+        b'{"cdr_id":"a","tenant_id":"acme","kind":"call","direction":"outbound",'
+        b'"caller":"+331","callee":"+442","start_time":"2025-03-01T12:00:00Z",'
+        b'"answer_time":"2025-03-01T13:00:05.000001+01:00","end_time":1740830500000000,'
+        b'"hold_ms":5}',
+        b"not json",
+        b'{"cdr_id":"b","tenant_id":"acme","kind":"fax","direction":"outbound",'
+        b'"caller":"+331","callee":"+442","start_time":1,"end_time":2}',
+    ]
+    result = wire.decode_cdrs_json(values)
+    assert result.errors == [(1, "json_decode_error"), (2, "invalid_json_record")]
+    row = result.frame.row(0, named=True)
+    assert row["start_time"] == T0
+    assert row["answer_time"] == T0 + timedelta(seconds=5, microseconds=1)
+    assert row["end_time"] == datetime(2025, 3, 1, 12, 1, 40, tzinfo=UTC)
+    assert (row["hold_ms"], row["segments"], row["user_id"]) == (5, 1, None)
+
+
+def rated_row(i: int) -> dict[str, Any]:
+    return {
+        **cdr(i),
+        "status": ("rated", "unrated", "invalid", "duplicate")[i % 4],
+        "reason": None if i % 4 == 0 else "no_rate",
+        "plan_id": "pro-eu",
+        "rate_prefix": "44" if i % 2 else None,
+        "band": "peak" if i % 3 else None,
+        "billed_seconds": 60 * i if i % 3 == 0 else None,
+        "covered": i % 5,
+        "charge_micros": 12_345 * i,
+        "charge": str(Decimal(12_345 * i) / 1_000_000),
+        "currency": "EUR",
+        "balance_after_micros": -5 * i if i % 2 else None,
+        "source_topic": "cdrs",
+        "source_partition": i % 6,
+        "source_offset": 10**12 + i,
+    }
+
+
+def test_encode_rated_matches_fastavro_and_decodes_back() -> None:
+    rows = [rated_row(i) for i in range(100)]
+    frame = pl.DataFrame(rows).with_columns(pl.col("source_partition").cast(pl.Int32))
+    encoded = wire.encode_rated(frame)
+    assert encoded == [fastavro_bytes("rated", r) for r in rows]
+    assert wire.encode_rated_record(rows[5]) == encoded[5]
+    assert wire.decode_rated(encoded[7]) == rows[7]
+    assert wire.encode_rated(frame, schema_id=3)[0][:5] == b"\x00\x00\x00\x00\x03"
+
+
+def test_events_and_topups_round_trip() -> None:
+    event = {
+        "tenant_id": "acme",
+        "event": "low_balance",
+        "cdr_id": "c1",
+        "balance_micros": 9_000_000,
+        "threshold_micros": 10_000_000,
+        "recharge_amount_micros": 50_000_000,
+        "auto_recharge": True,
+        "time": T0,
+    }
+    assert wire.decode_balance_event(wire.encode_balance_event(event)) == event
+    framed = wire.encode_balance_event(event, schema_id=9)
+    assert wire.decode_balance_event(framed, framed=True, schema_id=9) == event
+    topup = {"tenant_id": "acme", "topup_id": "t1", "amount": Decimal("25.10"), "source": "manual"}
+    decoded = wire.decode_topup(wire.encode_topup({**topup, "time": T0}))
+    assert decoded["amount"] == "25.10" and Decimal(decoded["amount"]) == Decimal("25.10")
+    with pytest.raises(ValueError, match="bad_magic_byte"):
+        wire.decode_topup(b"\x05" + framed[1:], framed=True)
+
+
+def test_encoders_reject_bad_values() -> None:
+    with pytest.raises(ValueError):
+        wire.encode_cdr(cdr(1, kind="fax"))
+    with pytest.raises(ValueError):
+        wire.encode_cdr(cdr(1, cdr_id=None))
+    with pytest.raises(ValueError):
+        wire.encode_cdr(cdr(1, start_time=datetime(2025, 1, 1)))
+
+
+def test_write_avro_file_is_a_standard_container(tmp_path: Path) -> None:
+    recs = [cdr(i) for i in range(25)]
+    path = tmp_path / "cdrs.avro"
+    wire.write_avro_file(path, "cdr", [wire.encode_cdr(r) for r in recs], block_size=10)
+    with path.open("rb") as fh:
+        assert list(fastavro.reader(fh)) == recs
