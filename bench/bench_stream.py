@@ -37,15 +37,18 @@ from rater.topics import TopicSpec, ensure_topics  # noqa: E402
 
 def publish(bootstrap: str, topic: str, count: int, seed: int) -> None:
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
-         "compression.type": "lz4", "queue.buffering.max.messages": 2_000_000}
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 2_000_000,
+        }
     )
     chunk = 200_000
     for start in range(0, count, chunk):
         frame = generate_cdrs(REPO / "config", count=min(chunk, count - start), seed=seed + start)
-        frame = frame.with_columns(
-            (frame.get_column("cdr_id") + f"-{start}").alias("cdr_id")
-        )
+        frame = frame.with_columns((frame.get_column("cdr_id") + f"-{start}").alias("cdr_id"))
         values = wire.encode_cdrs(frame)
         keys = frame.get_column("tenant_id").to_list()
         for key, value in zip(keys, values, strict=True):
@@ -60,9 +63,14 @@ def publish(bootstrap: str, topic: str, count: int, seed: int) -> None:
 
 def bare_consumer(bootstrap: str, topic: str, count: int) -> float:
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"bare-{uuid.uuid4()}",
-         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-         "fetch.max.bytes": 64 * 1024 * 1024, "max.partition.fetch.bytes": 16 * 1024 * 1024}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bare-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,
+        }
     )
     consumer.subscribe([topic])
     got = 0
@@ -135,7 +143,9 @@ def main() -> None:
                 rate, consumed = rater_run(bootstrap, topic, Path(tmp), args.batch)
                 assert consumed == args.records, f"rater consumed {consumed}"
                 rated.append(rate)
-                print(f"run {i + 1}: bare consumer {bare[-1]:,.0f} msg/s, rater run {rate:,.0f} CDRs/s")
+                print(
+                    f"run {i + 1}: bare consumer {bare[-1]:,.0f} msg/s, rater run {rate:,.0f} CDRs/s"
+                )
         mb, mr = statistics.median(bare), statistics.median(rated)
         print(f"median bare consumer: {mb:,.0f} msg/s")
         print(f"median rater run (exactly-once): {mr:,.0f} CDRs/s (target >= 150,000)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,8 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from rater import batch, simulate
+    from rater import batch, demo, simulate
     from rater.broker import command as broker_command
+    from rater.stream import command as stream_command
 
     parser = argparse.ArgumentParser(
         prog="rater",
@@ -35,16 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     batch.register(sub)
     simulate.register(sub)
     broker_command.register(sub)
-    try:
-        from rater.stream import command as stream_command
-    except ImportError:  # the streaming job is optional until it lands
-        pass
-    else:
-        stream_command.register(sub)
+    demo.register(sub)
+    stream_command.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A poison message makes Polars' Avro reader panic (caught, then decoded one by one);
+    # a Rust backtrace on stderr would only alarm the operator.
+    os.environ["RUST_BACKTRACE"] = "0"
     parser = _parser()
     args = parser.parse_args(argv)
     level = args.log_level or _env_log_level()
@@ -67,8 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _env_log_level() -> str:
-    import os
-
     value = os.environ.get("RATER_LOG_LEVEL", "INFO").upper()
     return value if value in {"DEBUG", "INFO", "WARNING", "ERROR"} else "INFO"
 

@@ -110,11 +110,23 @@ def _with_local_us(
     """Add ``name``: local wall-clock microseconds of the UTC column ``utc_us``.
 
     Zone offsets change only on whole UTC minutes (every transition since 1972), so
-    the offset is computed once per distinct minute and zone, then looked up per
-    row with a binary search, instead of converting a million timestamps per zone.
+    the offset is computed once per minute and zone, then looked up per row,
+    instead of converting a million timestamps per zone. A batch spans few minutes
+    compared with its rows, so the table usually covers every minute of its range
+    and the lookup is a plain gather; a sparse batch falls back to a binary search
+    over its distinct minutes.
     """
     minute = pl.col(utc_us) // _US_PER_MINUTE
-    minutes = frame.select(minute.unique().sort().alias("m"))["m"].drop_nulls()
+    low, high = frame.select(minute.min().alias("lo"), minute.max().alias("hi")).row(0)
+    if low is None:
+        return frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(name))
+    dense = high - low + 1 <= max(frame.height, 1 << 16)
+    if dense:
+        minutes = pl.int_range(low, high + 1, dtype=pl.Int64, eager=True)
+        position = minute - low
+    else:
+        minutes = frame.select(minute.unique().sort().alias("m"))["m"].drop_nulls()
+        position = pl.lit(minutes).search_sorted(minute).cast(pl.Int64)
     zones = tariff.timezones
     table = pl.DataFrame({"m": minutes}).select(
         [
@@ -126,7 +138,6 @@ def _with_local_us(
         ]
     )
     offsets = pl.concat([table[str(i)] for i in range(len(zones))])
-    position = pl.lit(minutes).search_sorted(minute).cast(pl.Int64)
     return frame.with_columns(
         (
             pl.col(utc_us)
@@ -136,24 +147,39 @@ def _with_local_us(
 
 
 _US_PER_MINUTE = 60_000_000
+_US_PER_DAY = 86_400_000_000
 
 
-def _length_masks(tariff: Tariff) -> list[int]:
-    return [sum(1 << n for n in lengths) for lengths in tariff.plan_prefix_lengths]
+def _with_period(frame: pl.DataFrame, local_us: str, name: str) -> pl.DataFrame:
+    """Add ``name``: the YYYYMM period of a local time, computed once per day of the range."""
+    day = pl.col(local_us) // _US_PER_DAY
+    low, high = frame.select(day.min().alias("lo"), day.max().alias("hi")).row(0)
+    if low is None or high - low + 1 > max(frame.height, 1 << 12):
+        return frame.with_columns(period_of(pl.col(local_us)).alias(name))
+    days = pl.select(
+        period_of(pl.int_range(low, high + 1, dtype=pl.Int64) * _US_PER_DAY).alias("p")
+    )["p"]
+    return frame.with_columns(pl.lit(days).gather(day - low).alias(name))
 
 
-def _lookup(tariff: Tariff, pending: pl.DataFrame) -> pl.DataFrame:
-    """Longest-prefix rate selection with fallback chains -> frame(_i, r_idx).
+def _lookup(tariff: Tariff, pending: pl.DataFrame, n: int) -> pl.Series:
+    """Longest-prefix rate selection with fallback chains -> r_idx per input row (Int32).
 
     ``pending`` holds _i, _p (plan index), _kd (kind*2+direction), _v15 (first up to 15
-    callee digits as an integer), _nd (their count), _rt (rating time) and _rt_us.
-    One join per prefix length present in the deck, longest first, over the records
-    still unmatched; then the fallback plans for what is left.
+    callee digits as an integer), _nd (their count), _rt_us (rating time) and _local
+    (its wall-clock time in the tenant plan's zone). Per plan of the fallback chain,
+    one join per prefix length of the deck; the longest matching prefix wins. Rate tables are
+    sorted by preference within a key, so the first applicable row of a record is its
+    rate at that length. Records still unmatched go on to their fallback plan.
     """
     pow10 = [10**i for i in range(MAX_PREFIX_DIGITS + 1)]
-    masks = _length_masks(tariff)
-    lengths = sorted(tariff.rate_tables, reverse=True)
-    matched: list[pl.DataFrame] = []
+    lengths = sorted(tariff.rate_tables)
+    found = (
+        pl.Series("_r", [None], dtype=pl.Int32).extend_constant(None, n - 1)
+        if n
+        else (pl.Series("_r", [], dtype=pl.Int32))
+    )
+    fallback = list(tariff.fallback_index)
     current = pending
     while current.height:
         if "_local" not in current.columns:
@@ -164,56 +190,77 @@ def _lookup(tariff: Tariff, pending: pl.DataFrame) -> pl.DataFrame:
                 _gather(list(tariff.plan_timezone_index), pl.col("_p"), pl.Int32()),
                 "_local",
             )
-        current = current.with_columns(
+        probe = current.select(
+            pl.col("_i").cast(pl.Int64),
             pl.lit(tariff.band_table)
             .gather(pl.col("_p").cast(pl.Int64) * MINUTES_PER_WEEK + week_minute(pl.col("_local")))
             .alias("_band"),
-            _gather(masks, pl.col("_p"), pl.Int64).alias("_mask"),
+            "_rt_us",
+            (pl.col("_p").cast(pl.Int64) * GROUPS_PER_PLAN + pl.col("_kd")).alias("_g"),
+            "_v15",
+            "_nd",
         )
-        for length in lengths:
-            eligible = current.filter(
-                (pl.col("_nd") >= length) & ((pl.col("_mask") // (1 << length)) % 2 == 1)
-            )
-            if eligible.height == 0:
-                continue
-            probe = eligible.select(
-                "_i",
-                (
-                    (pl.col("_p").cast(pl.Int64) * GROUPS_PER_PLAN + pl.col("_kd")) * pow10[length]
-                    + pl.col("_v15") // _gather(pow10, pl.col("_nd") - length, pl.Int64)
-                ).alias("key"),
-                "_band",
-                "_rt_us",
-            )
-            candidates = probe.join(tariff.rate_tables[length], on="key", how="inner").filter(
+        slots = tariff.band_slots
+        if slots:
+            band = pl.col("_band")
+            slot = pl.when(band < 0).then(0).otherwise(band.cast(pl.Int64) + 1)
+            applies = (pl.col("r_from") <= pl.col("_rt_us")) & (pl.col("_rt_us") < pl.col("r_to"))
+        else:
+            slot = pl.lit(0, dtype=pl.Int64)
+            applies = (
                 ((pl.col("r_band") == -1) | (pl.col("r_band") == pl.col("_band")))
                 & (pl.col("r_from") <= pl.col("_rt_us"))
                 & (pl.col("_rt_us") < pl.col("r_to"))
             )
-            if candidates.height == 0:
-                continue
-            # Tie-breaks within one prefix length: a named band over `any`, then the
-            # latest effective_from.
-            best = (
-                candidates.sort(
-                    ["_i", "r_band", "r_from"], descending=[False, True, True], maintain_order=False
+        scale = max(slots, 1)
+        hits: list[pl.DataFrame] = []
+        for length in lengths:
+            key = pl.when(pl.col("_nd") >= length).then(
+                (
+                    pl.col("_g") * pow10[length]
+                    + pl.col("_v15")
+                    // _gather(pow10, (pl.col("_nd") - length).clip(lower_bound=0), pl.Int64)
                 )
-                .unique(subset="_i", keep="first", maintain_order=False)
-                .select("_i", "r_idx")
+                * scale
+                + slot
             )
-            matched.append(best)
-            current = current.join(best.select("_i"), on="_i", how="anti")
-            if current.height == 0:
-                break
-        fallback = list(tariff.fallback_index)
+            best = (
+                probe.lazy()
+                .select("_i", key.alias("key"), "_band", "_rt_us")
+                .join(
+                    tariff.rate_tables[length].lazy(),
+                    on="key",
+                    how="inner",
+                    maintain_order="left_right",
+                )
+                .filter(applies)
+                .filter((pl.col("_i") != pl.col("_i").shift(1)).fill_null(True))
+                .select(
+                    "_i",
+                    "r_idx",
+                    pl.lit(MAX_PREFIX_DIGITS - length, dtype=pl.Int64).alias("_short"),
+                )
+                .collect()
+            )
+            if best.height:
+                hits.append(best)
+        if hits:
+            # Longest prefix per record: order by (record, length descending).
+            every = pl.concat(hits)
+            every = (
+                every.sort(pl.col("_i") * 16 + pl.col("_short"))
+                if n < 2**58
+                else every.sort(["_i", "_short"])
+            )
+            every = every.filter((pl.col("_i") != pl.col("_i").shift(1)).fill_null(True))
+            found.scatter(every["_i"], every["r_idx"])
+        current = current.filter(pl.lit(found).gather(pl.col("_i")).is_null())
         current = (
             current.with_columns(_gather(fallback, pl.col("_p"), pl.Int32()).alias("_p"))
             .filter(pl.col("_p") >= 0)
-            .drop("_local", "_band", "_mask")
+            .drop("_local")
         )
-    if not matched:
-        return pl.DataFrame(schema={"_i": pl.UInt32, "r_idx": pl.Int32})
-    return pl.concat(matched)
+    return found
 
 
 def _scatter(n: int, index: pl.Series, values: pl.Series, dtype: pl.DataType) -> pl.Series:
@@ -226,6 +273,33 @@ def _scatter(n: int, index: pl.Series, values: pl.Series, dtype: pl.DataType) ->
     if index.len():
         out.scatter(index, values.cast(dtype))
     return out
+
+
+def _sorted_by(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """``frame`` sorted by the non-negative integer ``columns``, then by row order.
+
+    When they fit, the columns and the row number are packed into one Int64 whose
+    sorted values carry the permutation in their low bits: sorting one integer
+    column is much cheaper than sorting a frame by several.
+    """
+    rows = frame.height
+    highs = frame.select(pl.col(c).max() for c in columns).row(0)
+    bits = [max(1, int(h or 0).bit_length()) for h in highs]
+    row_bits = max(1, rows.bit_length())
+    if sum(bits) + row_bits > 62:
+        return frame.with_row_index("_row").sort([*columns, "_row"]).drop("_row")
+    packed: pl.Expr = pl.lit(0, dtype=pl.Int64)
+    for column, width in zip(columns, bits, strict=True):
+        packed = packed * (1 << width) + pl.col(column).cast(pl.Int64)
+    packed = packed * (1 << row_bits) + pl.int_range(rows, dtype=pl.Int64)
+    order = frame.select(packed.sort() % (1 << row_bits))
+    return frame[order.to_series()]
+
+
+def _group_cum_sum(value: pl.Expr, start: pl.Expr) -> pl.Expr:
+    """Running sum of ``value`` restarting where ``start`` is true (rows sorted by group)."""
+    total = value.cum_sum()
+    return total - pl.when(start).then(total - value).otherwise(None).forward_fill()
 
 
 def _period_text(period: pl.Expr) -> pl.Expr:
@@ -304,83 +378,70 @@ def rate_batch(tariff: Tariff, cdrs: pl.DataFrame, state: RatingState) -> Rating
         .when(
             kind.is_null()
             | direction.is_null()
-            | ~kind.is_in(list(KINDS))
-            | ~direction.is_in(list(DIRECTIONS))
+            | ~kind.is_in(pl.Series(KINDS).implode())
+            | ~direction.is_in(pl.Series(DIRECTIONS).implode())
         )
         .then(pl.lit("bad_kind"))
         .alias("_invalid"),
         pl.coalesce(answer, start).alias("_rt"),
-    )
-    valid = pl.col("_invalid").is_null()
-    first = pl.struct(valid, "tenant_id", "cdr_id").is_first_distinct()
-    if state.seen.height:
-        w = w.join(
-            state.seen.select("tenant_id", "cdr_id", pl.lit(True).alias("_seen")),
-            on=["tenant_id", "cdr_id"],
-            how="left",
-            maintain_order="left",
-        )
-        dup = valid & (~first | pl.col("_seen").fill_null(False))
-    else:
-        dup = valid & ~first
-    kind_code = kind.replace_strict(KIND_CODE, default=None, return_dtype=pl.Int64)
-    w = w.with_columns(
-        dup.alias("_dup"),
-        kind_code.alias("_k"),
         pl.when(answer.is_not_null())
         .then(answered_ms - pl.col("_hold"))
         .otherwise(0)
         .alias("_billable"),
+        kind.replace_strict(KIND_CODE, default=None, return_dtype=pl.Int64).alias("_k"),
+        direction.replace_strict(DIRECTION_CODE, default=None, return_dtype=pl.Int64).alias("_dir"),
+    )
+    valid = pl.col("_invalid").is_null()
+    w = w.with_columns(
+        _duplicates(w, state).alias("_dup"),
         pl.col("_rt").dt.epoch("us").alias("_rt_us"),
         pl.col("callee").str.strip_prefix("+").alias("_digits"),
+        (pl.col("_k") * len(DIRECTIONS) + pl.col("_dir")).alias("_kd"),
     )
-    w = w.with_columns(
-        (
-            pl.col("_k") * len(DIRECTIONS)
-            + direction.replace_strict(DIRECTION_CODE, default=None, return_dtype=pl.Int64)
-        ).alias("_kd"),
-        (valid & ~pl.col("_dup")).alias("_live"),
-    )
+    w = w.with_columns((valid & ~pl.col("_dup")).alias("_live"))
     w = _with_local_us(tariff, w, "_rt_us", pl.col("_tz"), "_local")
-    w = w.with_columns(period_of(pl.col("_local")).alias("_period"))
     w = w.with_columns(
         (pl.col("_live") & (pl.col("_k") == _CALL) & (pl.col("_billable") == 0)).alias("_zero"),
     )
 
     # Rate lookup for the live records that need one.
-    pending = w.filter(pl.col("_live") & ~pl.col("_zero")).select(
-        "_i",
-        pl.col("_plan").alias("_p"),
-        "_kd",
-        pl.col("_digits").str.slice(0, MAX_PREFIX_DIGITS).cast(pl.Int64).alias("_v15"),
-        pl.col("_digits")
-        .str.len_bytes()
-        .clip(upper_bound=MAX_PREFIX_DIGITS)
-        .cast(pl.Int64)
-        .alias("_nd"),
-        "_rt_us",
-        "_local",
-    )
-    found = _lookup(tariff, pending)
-    rates = tariff.rates
-    idx = found["r_idx"]
-    row_index = found["_i"]
-    w = w.with_columns(_scatter(n, row_index, idx, pl.Int32()).alias("_r"))
-    r = pl.col("_r")
-    w = w.with_columns(
-        pl.lit(rates[source]).gather(r).alias(target)
-        for source, target in (
-            ("plan_id", "_r_plan"),
-            ("prefix", "_r_prefix"),
-            ("band", "_r_band"),
-            ("first_increment", "_F"),
-            ("increment", "_I"),
-            ("connect_num", "_cn"),
-            ("price_num", "_pn"),
-            ("min_num", "_mn"),
+    pending = (
+        w.lazy()
+        .filter(pl.col("_live") & ~pl.col("_zero"))
+        .select(
+            "_i",
+            pl.col("_plan").alias("_p"),
+            "_kd",
+            pl.col("_digits").str.slice(0, MAX_PREFIX_DIGITS).cast(pl.Int64).alias("_v15"),
+            pl.col("_digits")
+            .str.len_bytes()
+            .clip(upper_bound=MAX_PREFIX_DIGITS)
+            .cast(pl.Int64)
+            .alias("_nd"),
+            "_rt_us",
+            "_local",
         )
+        .collect()
     )
-    rated = pl.col("_zero") | pl.col("_r").is_not_null()
+    w = w.with_columns(_lookup(tariff, pending, n).alias("_r"))
+    rates = tariff.rates
+    r = pl.col("_r")
+    rated = pl.col("_zero") | r.is_not_null()
+    big = pl.Int128()
+    narrow = tariff.max_price_num < 2**62
+    num_type = pl.Int64() if narrow else big
+    w = w.with_columns(
+        pl.lit(rates["first_increment"]).gather(r).alias("_F"),
+        pl.lit(rates["increment"]).gather(r).alias("_I"),
+        *(
+            pl.lit(rates[source].cast(num_type)).gather(r).alias(target)
+            for source, target in (
+                ("connect_num", "_cn"),
+                ("price_num", "_pn"),
+                ("min_num", "_mn"),
+            )
+        ),
+    )
     b, first_inc, inc = pl.col("_billable"), pl.col("_F"), pl.col("_I")
     billed = (
         pl.when(pl.col("_zero"))
@@ -390,18 +451,13 @@ def rate_batch(tariff: Tariff, cdrs: pl.DataFrame, state: RatingState) -> Rating
         .otherwise(first_inc + (b - first_inc * 1000 + inc * 1000 - 1) // (inc * 1000) * inc)
     )
     w = w.with_columns(
-        pl.when(~pl.col("_live"))
-        .then(pl.when(valid).then(pl.lit("duplicate")).otherwise(pl.lit("invalid")))
-        .when(rated)
-        .then(pl.lit("rated"))
-        .otherwise(pl.lit("unrated"))
-        .alias("status"),
-        pl.when(rated & (pl.col("_k") == _CALL))
+        (pl.col("_live") & rated).alias("_rated"),
+        pl.when(pl.col("_live") & rated & (pl.col("_k") == _CALL))
         .then(billed)
         .otherwise(None)
         .alias("billed_seconds"),
     )
-    is_rated = pl.col("status") == "rated"
+    is_rated = pl.col("_rated")
     w = w.with_columns(
         pl.when(is_rated & (pl.col("_k") == _CALL))
         .then(pl.col("billed_seconds"))
@@ -411,32 +467,217 @@ def rate_batch(tariff: Tariff, cdrs: pl.DataFrame, state: RatingState) -> Rating
         .alias("_qty")
     )
 
-    # Allowances: sequential cumulative clipping, one pass per allowance position.
-    remaining = w["_qty"]
-    covered = pl.repeat(0, n, dtype=pl.Int64, eager=True)
-    allowance_deltas: list[pl.DataFrame] = []
+    covered, remaining, allowances_delta = _draw_allowances(tariff, w, state)
+    w = w.with_columns(
+        pl.when(is_rated).then(covered).otherwise(None).alias("covered"),
+        pl.when(is_rated).then(remaining).otherwise(0).alias("_charged"),
+    )
+
+    # Charges: exact numerators over D = 60 * 10**scale, rounded once in integers.
+    # units = round(num * 10**decimals / D); the power of ten is cancelled against D
+    # first, so the numbers stay small enough for Int64 on ordinary decks.
+    scale = tariff.price_scale
+    charged = pl.col("_charged")
+    max_charged = w.select(charged.max()).item() or 0
+    multiplier = [10 ** max(0, d - scale) for d in range(7)]
+    divisor = [60 * 10 ** max(0, scale - d) for d in range(7)]
+    bound = (tariff.max_price_num * 60 * (max_charged + 1) + 1) * 2 * max(multiplier) + 2 * max(
+        divisor
+    )
+    if bound < _INT128_SAFE:
+        wide = bound >= 2**62
+        dtype = big if wide else pl.Int64()
+        cn, pn, mn = (pl.col(c).cast(dtype) for c in ("_cn", "_pn", "_mn"))
+        zero = pl.lit(0, dtype=dtype)
+        numerator = (
+            pl.when(~is_rated | pl.col("_zero"))
+            .then(zero)
+            .when(pl.col("_k") == _CALL)
+            .then(
+                pl.when(charged == 0)
+                .then(zero)
+                .otherwise(pl.max_horizontal(mn * 60, cn * 60 + pn * charged.cast(dtype)))
+            )
+            .when(pl.col("_k") == _SMS)
+            .then(pn * charged.cast(dtype) * 60)
+            .otherwise(pn * 60)
+        )
+        scaled = numerator * _gather(multiplier, pl.col("_decimals"), dtype)
+        dd = _gather(divisor, pl.col("_decimals"), dtype)
+        units = (
+            pl.when(pl.col("_rounding") == 0)
+            .then((scaled * 2 + dd) // (dd * 2))
+            .when(pl.col("_rounding") == 1)
+            .then((scaled + dd - 1) // dd)
+            .otherwise(scaled // dd)
+        )
+        micros = (
+            units * _gather([10 ** (6 - d) for d in range(7)], pl.col("_decimals"), dtype)
+        ).cast(pl.Int64)
+        w = w.with_columns(micros.fill_null(0).alias("charge_micros"))
+    else:
+        numerator = (
+            pl.when(~is_rated | pl.col("_zero"))
+            .then(pl.lit(0, dtype=big))
+            .when(pl.col("_k") == _CALL)
+            .then(
+                pl.when(charged == 0)
+                .then(pl.lit(0, dtype=big))
+                .otherwise(
+                    pl.max_horizontal(
+                        pl.col("_mn").cast(big) * 60,
+                        pl.col("_cn").cast(big) * 60 + pl.col("_pn").cast(big) * charged.cast(big),
+                    )
+                )
+            )
+            .when(pl.col("_k") == _SMS)
+            .then(pl.col("_pn").cast(big) * charged.cast(big) * 60)
+            .otherwise(pl.col("_pn").cast(big) * 60)
+        )
+        w = w.with_columns(numerator.alias("_num"))
+        w = w.with_columns(_slow_micros(w, 60 * 10**scale).alias("charge_micros"))
+
+    debit = pl.col("charge_micros")
+    balance_after, events, balances_delta = _debit_prepaid(w, n)
+    w = w.with_columns(balance_after.alias("balance_after_micros"))
+
+    extras = w.select(
+        pl.when(~pl.col("_live"))
+        .then(pl.when(valid).then(pl.lit("duplicate")).otherwise(pl.lit("invalid")))
+        .when(is_rated)
+        .then(pl.lit("rated"))
+        .otherwise(pl.lit("unrated"))
+        .alias("status"),
+        pl.when(~pl.col("_live"))
+        .then(pl.when(valid).then(pl.lit("duplicate")).otherwise(pl.col("_invalid")))
+        .when(~is_rated)
+        .then(pl.lit("no_rate"))
+        .otherwise(None)
+        .alias("reason"),
+        pl.when(pl.col("_zero"))
+        .then(pl.col("_plan_id"))
+        .when(is_rated)
+        .then(pl.lit(rates["plan_id"]).gather(r))
+        .alias("plan_id"),
+        pl.when(is_rated).then(pl.lit(rates["prefix"]).gather(r)).alias("rate_prefix"),
+        pl.when(is_rated).then(pl.lit(rates["band"]).gather(r)).alias("band"),
+        "billed_seconds",
+        "covered",
+        "charge_micros",
+        _charge_text(debit, pl.col("_decimals")).alias("charge"),
+        pl.col("_currency").alias("currency"),
+        "balance_after_micros",
+    ).cast(RATED_EXTRA_SCHEMA)  # type: ignore[arg-type]
+    rated_frame = cdrs.hstack(extras)
+
+    seen_delta = (
+        w.lazy()
+        .filter(pl.col("_live"))
+        .select("tenant_id", "cdr_id", pl.col("_rt").alias("seen_time"))
+        .collect()
+    )
+    delta = RatingState.of(balances=balances_delta, allowances=allowances_delta, seen=None)
+    delta = RatingState(balances=delta.balances, allowances=delta.allowances, seen=seen_delta)
+    # The new dedupe keys are not in state.seen (they would be duplicates), so the
+    # upsert of ``seen`` is a plain append.
+    merged = state.merge(RatingState(delta.balances, delta.allowances, seen_delta.clear()))
+    if seen_delta.height:
+        seen = pl.concat([state.seen, seen_delta]) if state.seen.height else seen_delta
+        merged = RatingState(balances=merged.balances, allowances=merged.allowances, seen=seen)
+    return RatingResult(rated=rated_frame, events=events, state=merged, delta=delta)
+
+
+def _duplicates(w: pl.DataFrame, state: RatingState) -> pl.Series:
+    """Valid records whose (tenant_id, cdr_id) an earlier valid record or ``state.seen`` has.
+
+    Within the batch, only the keys whose 64-bit hash occurs twice are compared
+    exactly, which spares hashing a million string pairs into a table.
+    """
+    n = w.height
+    keys = (
+        w.lazy()
+        .filter(pl.col("_invalid").is_null())
+        .select(
+            "_i",
+            "tenant_id",
+            "cdr_id",
+            (pl.col("cdr_id").hash(0x5EED) ^ pl.col("tenant_id").hash(0xC0DE)).alias("_h"),
+        )
+        .collect()
+    )
+    flags = pl.repeat(False, n, dtype=pl.Boolean, eager=True).alias("_dup")
+    hashes = keys["_h"].sort()
+    repeated = hashes.filter(hashes == hashes.shift(1))
+    if repeated.len():
+        clash = keys.filter(pl.col("_h").is_in(repeated.implode()))
+        later = clash.filter(~pl.struct("tenant_id", "cdr_id").is_first_distinct())["_i"]
+        if later.len():
+            flags.scatter(later, True)
+    if state.seen.height:
+        again = keys.join(
+            state.seen.select("tenant_id", "cdr_id"), on=["tenant_id", "cdr_id"], how="semi"
+        )["_i"]
+        if again.len():
+            flags.scatter(again, True)
+    return flags
+
+
+def _draw_allowances(
+    tariff: Tariff, w: pl.DataFrame, state: RatingState
+) -> tuple[pl.Series, pl.Series, pl.DataFrame | None]:
+    """Allowance draw-down -> (covered, remaining quantity, allowance delta or None).
+
+    Sequential cumulative clipping, one pass per allowance position, over the drawing
+    records sorted by (tenant, period, input order): a running sum that restarts at
+    each group gives what the earlier records of the group asked for.
+    """
+    n = w.height
+    covered = pl.repeat(0, n, dtype=pl.Int64, eager=True).alias("covered")
+    remaining = w["_qty"].alias("_remaining")
     plans = [tariff.plans[p] for p in tariff.plan_ids]
     positions = max((len(p.allowances) for p in plans), default=0)
-    used_state = state.allowances.with_columns(_period_int(pl.col("period")).alias("_period"))
-    drawing = w.filter(is_rated & (pl.col("_qty") > 0) & (pl.col("_k") != _RING)).select(
-        "_i",
-        "tenant_id",
-        "_period",
-        (pl.col("_t").cast(pl.Int64) * 1_000_000 + pl.col("_period")).alias("_tp"),
-        "_plan",
-        "_k",
-        "direction",
-        "_digits",
-    )
+    if positions == 0:
+        return covered, remaining, None
     flags: dict[tuple[str, ...], str] = {}
     for plan in plans:
         for allowance in plan.allowances:
             if allowance.prefixes and allowance.prefixes not in flags:
                 flags[allowance.prefixes] = f"_pf{len(flags)}"
-    if flags:
-        drawing = drawing.with_columns(
-            _digits_prefix_match(prefixes).alias(name) for prefixes, name in flags.items()
+    drawing = (
+        w.lazy()
+        .filter(pl.col("_rated") & (pl.col("_qty") > 0) & (pl.col("_k") != _RING))
+        .select(
+            pl.col("_i").cast(pl.Int64),
+            pl.col("_t").cast(pl.Int64),
+            "_local",
+            "_plan",
+            "_k",
+            "_dir",
+            "_qty",
+            *(_digits_prefix_match(prefixes).alias(name) for prefixes, name in flags.items()),
         )
+        .collect()
+    )
+    if drawing.height == 0:
+        return covered, remaining, None
+    drawing = _with_period(drawing, "_local", "_period")
+    month = pl.col("_period") // 100 * 12 + pl.col("_period") % 100
+    first_month = drawing.select(month.min()).item()
+    drawing = drawing.with_columns((month - first_month).alias("_month"))
+    drawing = _sorted_by(drawing, ["_t", "_month"])
+    tp = pl.col("_t") * (1 << 32) + pl.col("_month")
+    drawing = drawing.with_columns((tp != tp.shift(1)).fill_null(True).alias("_start"))
+
+    tenant_index = tariff.tenant_frame.select("tenant_id").with_row_index("_t")
+    used_state = state.allowances.join(tenant_index, on="tenant_id", how="inner").select(
+        pl.col("_t").cast(pl.Int64),
+        _period_int(pl.col("period")).alias("_period"),
+        "allowance_index",
+        "used",
+    )
+    left = drawing["_qty"]
+    drawn_total = pl.repeat(0, drawing.height, dtype=pl.Int64, eager=True)
+    deltas: list[pl.DataFrame] = []
     for j in range(positions):
         cond: pl.Expr = pl.lit(False)
         caps = [0] * len(plans)
@@ -449,181 +690,105 @@ def rate_batch(tariff: Tariff, cdrs: pl.DataFrame, state: RatingState) -> Rating
             if allowance.prefixes:
                 this = this & pl.col(flags[allowance.prefixes])
             if allowance.direction != "any":
-                this = this & (pl.col("direction") == allowance.direction)
+                this = this & (pl.col("_dir") == DIRECTION_CODE[allowance.direction])
             cond = cond | this
-        demand = pl.lit(remaining).gather(pl.col("_i"))
-        sub = drawing.filter(cond & (demand > 0)).select(
-            "_i",
-            "tenant_id",
-            "_period",
-            "_tp",
-            demand.alias("_demand"),
-            _gather(caps, pl.col("_plan"), pl.Int64()).alias("_cap"),
-        )
-        if sub.height == 0:
-            continue
-        prior = used_state.filter(pl.col("allowance_index") == j).select(
-            "tenant_id", "_period", "used"
-        )
+        demand = pl.when(cond).then(pl.lit(left)).otherwise(0)
+        prior = used_state.filter(pl.col("allowance_index") == j).select("_t", "_period", "used")
+        step = drawing.select("_t", "_period", "_plan", "_start", demand.alias("_demand"))
         if prior.height:
-            sub = sub.join(prior, on=["tenant_id", "_period"], how="left", maintain_order="left")
+            step = step.join(prior, on=["_t", "_period"], how="left", maintain_order="left")
         else:
-            sub = sub.with_columns(pl.lit(None, dtype=pl.Int64).alias("used"))
-        avail = pl.max_horizontal(pl.col("_cap") - pl.col("used").fill_null(0), pl.lit(0))
-        cum = pl.col("_demand").cum_sum().over("_tp")
-        sub = sub.with_columns(
-            (
-                pl.min_horizontal(avail, cum) - pl.min_horizontal(avail, cum - pl.col("_demand"))
-            ).alias("_draw")
+            step = step.with_columns(pl.lit(None, dtype=pl.Int64).alias("used"))
+        avail = pl.max_horizontal(
+            _gather(caps, pl.col("_plan"), pl.Int64()) - pl.col("used").fill_null(0), pl.lit(0)
         )
-        drawn = sub.filter(pl.col("_draw") > 0)
-        if drawn.height == 0:
+        cum = _group_cum_sum(pl.col("_demand"), pl.col("_start"))
+        step = step.with_columns(cum.alias("_cum"), avail.alias("_avail"))
+        cum, avail = pl.col("_cum"), pl.col("_avail")
+        draw = step.select(
+            (pl.min_horizontal(avail, cum) - pl.min_horizontal(avail, cum - pl.col("_demand")))
+            .fill_null(0)
+            .alias("_draw")
+        )["_draw"]
+        if draw.max() in (None, 0):
             continue
-        draw = _scatter(n, drawn["_i"], drawn["_draw"], pl.Int64()).fill_null(0)
-        remaining = remaining - draw
-        covered = covered + draw
-        allowance_deltas.append(
-            drawn.group_by(["tenant_id", "_period"])
+        drawn = step.with_columns(draw).filter(pl.col("_draw") > 0)
+        left = left - draw
+        drawn_total = drawn_total + draw
+        deltas.append(
+            drawn.group_by(["_t", "_period"])
             .agg((pl.col("used").first().fill_null(0) + pl.col("_draw").sum()).alias("used"))
             .with_columns(pl.lit(j, dtype=pl.Int32).alias("allowance_index"))
         )
-
-    w = w.with_columns(
-        pl.when(is_rated).then(covered).otherwise(None).alias("covered"),
-        pl.when(is_rated).then(remaining).otherwise(0).alias("_charged"),
-    )
-
-    # Charges: exact numerators over D = 60 * 10**scale, rounded once in integers.
-    denominator = 60 * 10**tariff.price_scale
-    charged = pl.col("_charged")
-    big = pl.Int128()
-    numerator = (
-        pl.when(~is_rated | pl.col("_zero"))
-        .then(pl.lit(0, dtype=big))
-        .when(pl.col("_k") == _CALL)
-        .then(
-            pl.when(charged == 0)
-            .then(pl.lit(0, dtype=big))
-            .otherwise(
-                pl.max_horizontal(
-                    pl.col("_mn") * 60,
-                    pl.col("_cn") * 60 + pl.col("_pn") * charged.cast(big),
-                )
-            )
+    if not deltas:
+        return covered, remaining, None
+    moved = drawing.select("_i", drawn_total.alias("_drawn")).filter(pl.col("_drawn") > 0)
+    covered.scatter(moved["_i"], moved["_drawn"])
+    remaining = w.select(pl.col("_qty") - covered)["_qty"]
+    allowances_delta = (
+        pl.concat(deltas)
+        .group_by(["_t", "_period", "allowance_index"])
+        .agg(pl.col("used").max())
+        .join(tenant_index.with_columns(pl.col("_t").cast(pl.Int64)), on="_t", how="left")
+        .select(
+            "tenant_id",
+            _period_text(pl.col("_period")).alias("period"),
+            "allowance_index",
+            "used",
         )
-        .when(pl.col("_k") == _SMS)
-        .then(pl.col("_pn") * charged.cast(big) * 60)
-        .otherwise(pl.col("_pn") * 60)
     )
-    max_charged = w.select(pl.col("_charged").max()).item() or 0
-    bound = (tariff.max_price_num * 60 * (max_charged + 1) + 1) * 2 * 10**6 + 2 * denominator
-    w = w.with_columns(numerator.alias("_num"))
-    if bound < _INT128_SAFE:
-        scaled = pl.col("_num") * _gather([10**d for d in range(7)], pl.col("_decimals"), big)
-        dd = pl.lit(denominator, dtype=big)
-        units = (
-            pl.when(pl.col("_rounding") == 0)
-            .then((scaled * 2 + dd) // (dd * 2))
-            .when(pl.col("_rounding") == 1)
-            .then((scaled + dd - 1) // dd)
-            .otherwise(scaled // dd)
+    return covered, remaining, allowances_delta
+
+
+def _debit_prepaid(w: pl.DataFrame, n: int) -> tuple[pl.Series, pl.DataFrame, pl.DataFrame]:
+    """Prepaid balances -> (balance_after per row, events, balances delta).
+
+    Running debits per tenant in input order, seeded from the batch's start balance;
+    alarms compare the balance before and after each debit.
+    """
+    prepaid = (
+        w.lazy()
+        .filter(pl.col("_prepaid").fill_null(False))
+        .select(
+            "_i",
+            "_t",
+            "_start",
+            "_threshold",
+            pl.col("charge_micros").alias("_debit"),
         )
-        micros = (
-            units * _gather([10 ** (6 - d) for d in range(7)], pl.col("_decimals"), big)
-        ).cast(pl.Int64)
-        w = w.with_columns(micros.fill_null(0).alias("charge_micros"))
-    else:
-        w = w.with_columns(_slow_micros(w, denominator).alias("charge_micros"))
-
-    # Prepaid balances: per-tenant running debits seeded from the state.
-    debit = pl.col("charge_micros")
-    prepaid = pl.col("_prepaid").fill_null(False)
-    w = w.with_columns(
-        pl.when(prepaid)
-        .then(pl.col("_start") - debit.cum_sum().over("_t"))
-        .otherwise(None)
-        .alias("balance_after_micros")
+        .collect()
     )
-    after = pl.col("balance_after_micros")
-    before = after + debit
-    w = w.with_columns(
-        (prepaid & (before >= pl.col("_threshold")) & (after < pl.col("_threshold"))).alias("_low"),
-        (prepaid & (before > 0) & (after <= 0)).alias("_exh"),
+    prepaid = _sorted_by(prepaid, ["_t"])
+    first = (pl.col("_t") != pl.col("_t").shift(1)).fill_null(True)
+    prepaid = prepaid.with_columns(
+        _group_cum_sum(pl.col("_debit"), first).alias("_spent"),
+        (pl.col("_t") != pl.col("_t").shift(-1)).fill_null(True).alias("_last"),
     )
-
-    decimals = pl.col("_decimals")
-    whole = (debit // 1_000_000).cast(pl.String)
-    frac = (debit % 1_000_000) // _gather([10 ** (6 - d) for d in range(7)], decimals, pl.Int64)
-    frac_text = (
-        (frac + _gather([10**d for d in range(7)], decimals, pl.Int64)).cast(pl.String).str.slice(1)
+    after = pl.col("_start") - pl.col("_spent")
+    before = after + pl.col("_debit")
+    threshold = pl.col("_threshold")
+    prepaid = prepaid.with_columns(
+        after.alias("balance_micros"),
+        ((before >= threshold) & (after < threshold)).alias("_low"),
+        ((before > 0) & (after <= 0)).alias("_exh"),
     )
-    extras = w.select(
-        "status",
-        pl.when(pl.col("status") == "invalid")
-        .then(pl.col("_invalid"))
-        .when(pl.col("status") == "duplicate")
-        .then(pl.lit("duplicate"))
-        .when(pl.col("status") == "unrated")
-        .then(pl.lit("no_rate"))
-        .otherwise(None)
-        .alias("reason"),
-        pl.when(pl.col("_zero"))
-        .then(pl.col("_plan_id"))
-        .when(is_rated)
-        .then(pl.col("_r_plan"))
-        .alias("plan_id"),
-        pl.when(is_rated).then(pl.col("_r_prefix")).alias("rate_prefix"),
-        pl.when(is_rated).then(pl.col("_r_band")).alias("band"),
-        "billed_seconds",
-        "covered",
-        "charge_micros",
-        pl.when(decimals.is_null())
-        .then(pl.lit("0"))
-        .when(decimals == 0)
-        .then(whole)
-        .otherwise(pl.concat_str(whole, pl.lit("."), frac_text))
-        .alias("charge"),
-        pl.col("_currency").alias("currency"),
-        "balance_after_micros",
-    ).cast(RATED_EXTRA_SCHEMA)  # type: ignore[arg-type]
-    rated_frame = cdrs.hstack(extras)
+    balance_after = _scatter(n, prepaid["_i"], prepaid["balance_micros"], pl.Int64())
 
-    events = _events(w)
-
-    balances_delta = (
-        w.filter(prepaid & (debit != 0))
-        .group_by("tenant_id")
-        .agg(pl.col("balance_after_micros").last().alias("balance_micros"))
-        .sort("tenant_id")
+    hits = (
+        prepaid.filter(pl.col("_low") | pl.col("_exh"))
+        .select("_i", "balance_micros", "_low", "_exh")
+        .sort("_i")
     )
-    if allowance_deltas:
-        allowances_delta = (
-            pl.concat(allowance_deltas)
-            .group_by(["tenant_id", "_period", "allowance_index"])
-            .agg(pl.col("used").max())
-            .select(
-                "tenant_id",
-                _period_text(pl.col("_period")).alias("period"),
-                "allowance_index",
-                "used",
-            )
+    hits = hits.hstack(
+        w.select(
+            pl.col(c).gather(hits["_i"])
+            for c in ("tenant_id", "cdr_id", "_threshold", "_recharge", "_auto")
         )
-    else:
-        allowances_delta = None
-    seen_delta = w.filter(pl.col("_live")).select(
-        "tenant_id", "cdr_id", pl.col("_rt").alias("seen_time")
     )
-    delta = RatingState.of(balances=balances_delta, allowances=allowances_delta, seen=None)
-    delta = RatingState(balances=delta.balances, allowances=delta.allowances, seen=seen_delta)
-    return RatingResult(rated=rated_frame, events=events, state=state.merge(delta), delta=delta)
-
-
-def _events(w: pl.DataFrame) -> pl.DataFrame:
-    hits = w.filter(pl.col("_low") | pl.col("_exh"))
     columns = [
         "tenant_id",
         "cdr_id",
-        pl.col("balance_after_micros").alias("balance_micros"),
+        "balance_micros",
         pl.col("_threshold").alias("threshold_micros"),
         pl.col("_recharge").alias("recharge_amount_micros"),
         pl.col("_auto").alias("auto_recharge"),
@@ -634,8 +799,33 @@ def _events(w: pl.DataFrame) -> pl.DataFrame:
     exh = hits.filter("_exh").select(
         "_i", pl.lit(1).alias("_o"), pl.lit("exhausted").alias("event"), *columns
     )
-    return (
+    events = (
         pl.concat([low, exh]).sort(["_i", "_o"]).select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+    )
+    # Debits are never negative, so a tenant's balance moved iff it spent something.
+    moved = prepaid.filter(pl.col("_last") & (pl.col("_spent") != 0))
+    balances_delta = (
+        moved.select(pl.col("_i"), "balance_micros")
+        .with_columns(w["tenant_id"].gather(moved["_i"]).alias("tenant_id"))
+        .select("tenant_id", "balance_micros")
+        .sort("tenant_id")
+    )
+    return balance_after, events, balances_delta
+
+
+def _charge_text(micros: pl.Expr, decimals: pl.Expr) -> pl.Expr:
+    """The charge as a decimal string with the tenant plan's decimals ("0" without a plan)."""
+    whole = (micros // 1_000_000).cast(pl.String)
+    frac = (micros % 1_000_000) // _gather([10 ** (6 - d) for d in range(7)], decimals, pl.Int64)
+    frac_text = (
+        (frac + _gather([10**d for d in range(7)], decimals, pl.Int64)).cast(pl.String).str.slice(1)
+    )
+    return (
+        pl.when(decimals.is_null())
+        .then(pl.lit("0"))
+        .when(decimals == 0)
+        .then(whole)
+        .otherwise(pl.concat_str(whole, pl.lit("."), frac_text))
     )
 
 

@@ -150,7 +150,11 @@ class Tariff:
     # Band code per (plan, minute of the local week): plan * MINUTES_PER_WEEK + minute.
     band_table: pl.Series = field(default_factory=lambda: pl.Series(dtype=pl.Int16))
     # Prefix length -> frame(key, r_band, r_from, r_to, r_idx); see rating.py for the key.
+    # Sorted by key, then by preference (a named band before `any`, then the latest
+    # effective_from), so the first row of a key that applies is the one to take.
     rate_tables: dict[int, pl.DataFrame] = field(default_factory=dict)
+    # Band slots per key in rate_tables (0: keys carry no band); see _build.
+    band_slots: int = 0
     # Prefix lengths present per plan, longest first.
     plan_prefix_lengths: tuple[tuple[int, ...], ...] = ()
     tenant_frame: pl.DataFrame = field(default_factory=pl.DataFrame)
@@ -648,7 +652,12 @@ MAX_PLANS = (2**63 - 1) // (10**MAX_PREFIX_DIGITS) // GROUPS_PER_PLAN
 
 
 def _build(
-    plans: dict[str, Plan], tenants: dict[str, Tenant], rates: pl.DataFrame, scale: int
+    plans: dict[str, Plan],
+    tenants: dict[str, Tenant],
+    rates: pl.DataFrame,
+    scale: int,
+    *,
+    banded: bool = True,
 ) -> Tariff:
     plan_ids = tuple(plans)
     if len(plan_ids) > MAX_PLANS:
@@ -681,16 +690,34 @@ def _build(
         pl.col("effective_to").cast(pl.Int64).fill_null(OPEN_END_US).alias("r_to"),
         pl.col("plan_id").replace_strict(index, return_dtype=pl.Int64).alias("plan"),
     )
+    # With few enough plans and bands, the key also carries a band slot (0 = no band,
+    # b + 1 = band b) and rows of band `any` are repeated for every slot of their plan,
+    # so a record meets only the rows of its own band and `any`.
+    slots = 1 + max((len(plans[p].bands) for p in plan_ids), default=0)
+    if not banded or len(plan_ids) * GROUPS_PER_PLAN * slots * 10**MAX_PREFIX_DIGITS >= 2**63:
+        slots = 0
+    if slots:
+        band_count = pl.Series([len(plans[p].bands) for p in plan_ids], dtype=pl.Int64)
+        keyed = (
+            keyed.join(pl.DataFrame({"slot": pl.int_range(slots, eager=True)}), how="cross")
+            .filter(
+                pl.when(pl.col("r_band") == -1)
+                .then(pl.col("slot") <= pl.lit(band_count).gather(pl.col("plan")))
+                .otherwise(pl.col("slot") == pl.col("r_band") + 1)
+            )
+            .with_columns(pl.col("value") * slots + pl.col("slot"))
+        )
+    key_scale = max(slots, 1)
     rate_tables: dict[int, pl.DataFrame] = {}
     for (length,), part in keyed.partition_by("length", as_dict=True).items():
         assert isinstance(length, int)
         rate_tables[length] = part.select(
-            (pl.col("group") * 10**length + pl.col("value")).alias("key"),
+            (pl.col("group") * (10**length * key_scale) + pl.col("value")).alias("key"),
             "r_band",
             "r_from",
             "r_to",
             "r_idx",
-        ).sort("key")
+        ).sort(["key", "r_band", "r_from"], descending=[False, True, True])
     lengths_by_plan: list[tuple[int, ...]] = []
     for i in range(len(plan_ids)):
         present = keyed.filter(pl.col("plan") == i)["length"].unique().to_list()
@@ -735,6 +762,7 @@ def _build(
         plan_timezone_index=tz_index,
         band_table=band_table,
         rate_tables=rate_tables,
+        band_slots=slots,
         plan_prefix_lengths=tuple(lengths_by_plan),
         tenant_frame=tenant_frame,
         max_price_num=max_num,

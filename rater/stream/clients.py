@@ -101,7 +101,7 @@ def restore_partition(
                 err = m.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        done = m.offset() >= high
+                        done = (m.offset() or 0) >= high
                         continue
                     raise KafkaException(err)
                 key = m.key()

@@ -113,7 +113,10 @@ def print_summary(summary: RunSummary, out: Any = None) -> None:
     print(f"batches committed {summary.batches}, aborted {summary.aborted}", file=out)
     if summary.busy_s > 0:
         rate = c["consumed"] / summary.busy_s
-        print(f"busy {summary.busy_s:.3f}s from first message to last commit: {rate:,.0f} CDRs/s", file=out)
+        print(
+            f"busy {summary.busy_s:.3f}s from first message to last commit: {rate:,.0f} CDRs/s",
+            file=out,
+        )
     for currency, micros in sorted(summary.charges.items()):
         print(f"charged {currency} {format_micros(micros)}", file=out)
     for event, n in sorted(summary.events.items()):

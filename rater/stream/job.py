@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -58,6 +59,7 @@ class RaterJob:
         self.meta: dict[int, PartitionMeta] = {}
         self._stopping = False
         self._revoked: set[tuple[str, int]] = set()
+        self._idle_since = time.monotonic()
         out = settings.output
         self.rated_sink = MonthPartitionedDataset(
             LocalDirectory(out.dataset_dir / "rated"), time_column="rating_time"
@@ -99,8 +101,11 @@ class RaterJob:
             self._produce(out)
         with _stage("send_offsets"):  # 4
             offsets = [TopicPartition(t, p, last + 1) for (t, p), last in batch.last.items()]
-            self.producer.send_offsets_to_transaction(
-                offsets, self.consumer.consumer_group_metadata(), 30
+            group = self.consumer.consumer_group_metadata()
+            _bounded(
+                lambda: self.producer.send_offsets_to_transaction(offsets, group, 15),
+                20,
+                "send_offsets_to_transaction",
             )
         with _stage("commit"):  # 5
             self._commit_transaction()
@@ -144,7 +149,7 @@ class RaterJob:
         self.consumer.subscribe(
             [s.topics.cdrs, s.topics.topups], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
-        idle_since = time.monotonic()
+        self._idle_since = time.monotonic()
         while not self._stopping:
             self._revoked.clear()
             batch = collect_batch(
@@ -156,11 +161,12 @@ class RaterJob:
             )
             batch.drop_partitions(self._revoked)
             if not len(batch):
-                if s.stream.idle_exit_s and time.monotonic() - idle_since > s.stream.idle_exit_s:
+                idle = time.monotonic() - self._idle_since
+                if s.stream.idle_exit_s and self.states and idle > s.stream.idle_exit_s:
                     log.info("input idle for %.1fs: stopping", s.stream.idle_exit_s)
                     self._stopping = True
                 continue
-            idle_since = time.monotonic()
+            self._idle_since = time.monotonic()
             self._process(batch)
 
     def _process(self, batch: InputBatch) -> None:
@@ -177,11 +183,12 @@ class RaterJob:
             metrics.TRANSACTIONS.labels("aborted").inc()
             metrics.BATCHES.labels("aborted").inc()
             self.summary.aborted += 1
-            self.producer.abort_transaction(30)
+            _bounded(lambda: self.producer.abort_transaction(30), 60, "abort_transaction")
             self._rewind(batch)
             return
         metrics.TRANSACTIONS.labels("committed").inc()
         metrics.BATCHES.labels("committed").inc()
+        log.debug("committed a batch of %d messages", len(batch))
         self._record(out)
         self.summary.busy_until = time.monotonic()
 
@@ -204,7 +211,7 @@ class RaterJob:
     def _commit_transaction(self) -> None:
         for attempt in range(10):
             try:
-                self.producer.commit_transaction(60)
+                _bounded(lambda: self.producer.commit_transaction(60), 90, "commit_transaction")
                 return
             except KafkaException as exc:
                 err = exc.args[0]
@@ -260,6 +267,7 @@ class RaterJob:
             self.event_sink.assign(tp.topic, tp.partition)
             metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
             log.info("assigned %s[%d]: state restored", tp.topic, tp.partition)
+        self._idle_since = time.monotonic()  # idleness counts from the assignment on
         metrics.STATE_TENANTS.set(sum(s.rating.balances.height for s in self.states.values()))
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
@@ -293,18 +301,20 @@ class RaterJob:
         )
 
     def _close_clients(self) -> None:
+        # Bounded: a client stuck on a lost coordinator must not keep the job from going on.
+        # An abandoned transactional producer is fenced by the next one's init_transactions.
         if self.consumer is not None:
+            consumer, self.consumer = self.consumer, None
             try:
-                self.consumer.close()
+                _bounded(consumer.close, 30, "consumer.close")
             except Exception as exc:  # closing must never hide the original error
                 log.warning("closing consumer: %s", exc)
-            self.consumer = None
         if self.producer is not None:
+            producer, self.producer = self.producer, None
             try:
-                self.producer.flush(10)
+                _bounded(lambda: producer.flush(10), 30, "producer.flush")
             except Exception as exc:
                 log.warning("closing producer: %s", exc)
-            self.producer = None
         self.states.clear()
         self.meta.clear()
 
@@ -322,6 +332,31 @@ def _partition_count(admin_conf: dict[str, Any], topic: str) -> int:
 
     md = AdminClient(admin_conf).list_topics(topic, timeout=30)
     return len(md.topics[topic].partitions)
+
+
+def _bounded(call: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Run a client call that should time out by itself, but may not.
+
+    librdkafka's send_offsets_to_transaction can ignore its timeout when the group
+    coordinator went away (librdkafka issue 5456); the job then treats the call as a
+    transient failure and starts over with new clients instead of hanging for ever.
+    """
+    done = threading.Event()
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            error.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name=what, daemon=True).start()
+    if not done.wait(timeout_s):
+        raise TransientError(f"{what} did not return within {timeout_s:.0f}s")
+    if error:
+        raise error[0]
 
 
 @contextlib.contextmanager

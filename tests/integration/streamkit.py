@@ -73,7 +73,10 @@ def create_topics(env: StreamEnv) -> None:
 
     ensure_topics(
         {"bootstrap.servers": env.bootstrap},
-        [TopicSpec(env.topic("cdrs"), env.partitions), TopicSpec(env.topic("topups"), env.partitions)],
+        [
+            TopicSpec(env.topic("cdrs"), env.partitions),
+            TopicSpec(env.topic("topups"), env.partitions),
+        ],
     )
 
 
@@ -83,7 +86,9 @@ def publish(
     items: Sequence[tuple[bytes | None, bytes | None]],
 ) -> None:
     """Produce (key, value) pairs in order with the default partitioner, then flush."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True}
+    )
     for key, value in items:
         while True:
             try:
@@ -134,9 +139,9 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[Any]
         consumer.close()
 
 
-def rated_frame(messages: list[Any]) -> pl.DataFrame:
-    rows = [wire.decode_rated(m.value()) for m in messages]
-    return pl.DataFrame(rows)
+def rated_frame(messages: list[Any], *, framed: bool = False) -> pl.DataFrame:
+    rows = [wire.decode_rated(m.value(), framed=framed) for m in messages]
+    return pl.DataFrame(rows, infer_schema_length=None)
 
 
 def start_rater(env: StreamEnv, instance: str, log: Path, **extra: str) -> subprocess.Popen[bytes]:
@@ -151,7 +156,13 @@ class SlowPublisher:
     """Publishes items in order, ``per_second`` at a time, from a background thread:
     the switch keeps sending while the rater is killed, rescaled or the broker restarts."""
 
-    def __init__(self, bootstrap: str, topic: str, items: Sequence[tuple[bytes | None, bytes | None]], per_second: int) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        items: Sequence[tuple[bytes | None, bytes | None]],
+        per_second: int,
+    ) -> None:
         import threading
 
         self.error: BaseException | None = None

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from rater.broker import LocalBroker
 from rater.broker.local import read_state
@@ -24,7 +24,7 @@ def test_broker_answers_metadata(kafka_bootstrap: str) -> None:
 
 
 def test_ensure_topics_is_idempotent_and_applies_config(kafka_bootstrap: str) -> None:
-    conf = {"bootstrap.servers": kafka_bootstrap}
+    conf: dict[str, str | int | float | bool] = {"bootstrap.servers": kafka_bootstrap}
     specs = [
         TopicSpec("it-state-changelog", partitions=3, config={"cleanup.policy": "compact"}),
         TopicSpec("it-cdrs", partitions=2),

@@ -69,7 +69,11 @@ def _canonical(rated: pl.DataFrame, like: pl.DataFrame) -> pl.DataFrame:
 
 def _events(messages: list[Any]) -> pl.DataFrame:
     rows = [wire.decode_balance_event(m.value()) for m in messages]
-    frame = pl.DataFrame(rows, schema_overrides=EVENT_SCHEMA) if rows else pl.DataFrame(schema=EVENT_SCHEMA)
+    frame = (
+        pl.DataFrame(rows, schema_overrides=EVENT_SCHEMA)
+        if rows
+        else pl.DataFrame(schema=EVENT_SCHEMA)
+    )
     return frame.select(list(EVENT_SCHEMA)).sort("tenant_id", "cdr_id", "event")
 
 
@@ -82,7 +86,9 @@ def _stream_balances(env: StreamEnv) -> pl.DataFrame:
     return balances_frame(load_tariff(EXAMPLE_CONFIG), state)
 
 
-def _assert_exactly_once(env: StreamEnv, published: pl.DataFrame, tmp_path: Path) -> None:
+def _assert_exactly_once(
+    env: StreamEnv, published: pl.DataFrame, tmp_path: Path
+) -> dict[str, pl.DataFrame]:
     ref = _reference(published, tmp_path)
     messages = read_topic(env.bootstrap, env.topic("rated"))
     rated = rated_frame(messages)
@@ -94,6 +100,7 @@ def _assert_exactly_once(env: StreamEnv, published: pl.DataFrame, tmp_path: Path
         ref["events"].select(list(EVENT_SCHEMA)).sort("tenant_id", "cdr_id", "event")
     )
     assert _stream_balances(env).equals(ref["balances"])
+    return ref
 
 
 def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -120,7 +127,7 @@ def test_run_gives_the_same_output_as_rate_file(stream_env: StreamEnv, tmp_path:
     settings = stream_env.settings(RATER_STREAM__IDLE_EXIT_S="3")
     summary = RaterJob(settings, load_tariff(EXAMPLE_CONFIG), "a").run(handle_signals=False)
 
-    _assert_exactly_once(stream_env, published, tmp_path)
+    ref = _assert_exactly_once(stream_env, published, tmp_path)["rated"]
     c = summary.counts
     assert c["consumed"] == published.height
     assert c["consumed"] == sum(
@@ -130,19 +137,19 @@ def test_run_gives_the_same_output_as_rate_file(stream_env: StreamEnv, tmp_path:
     # The Parquet dataset and its DuckDB views hold the same records.
     con = duckdb.connect(str(stream_env.out / "rater.duckdb"), read_only=True)
     (n, micros) = con.execute("SELECT count(*), sum(charge_micros) FROM rated_usage").fetchone()  # type: ignore[misc]
-    ref = _reference(published, tmp_path / "again")["rated"]
     assert n == published.height
     assert micros == ref.get_column("charge_micros").sum()
 
 
-def test_bad_input_is_dead_lettered_and_counts_add_up(stream_env: StreamEnv, tmp_path: Path) -> None:
-    good = _cdrs(300, seed=5).with_columns(
-        pl.col("tenant_id").alias("tenant_id")
-    )
+def test_bad_input_is_dead_lettered_and_counts_add_up(
+    stream_env: StreamEnv, tmp_path: Path
+) -> None:
+    good = _cdrs(300, seed=5).with_columns(pl.col("tenant_id").alias("tenant_id"))
     framed = [(k, wire.frame_message(v, 1)) for k, v in cdr_items(good)]
     body = framed[0][1]
     broken = good.head(1).with_columns(
-        pl.lit("broken-1").alias("cdr_id"), (pl.col("start_time") - pl.duration(hours=1)).alias("end_time")
+        pl.lit("broken-1").alias("cdr_id"),
+        (pl.col("start_time") - pl.duration(hours=1)).alias("end_time"),
     )
     bad = [
         (b"acme", b"\x00\x00\x00\x00\x01garbage bytes that are not avro at all \xff\xff\xff"),
@@ -176,13 +183,15 @@ def test_bad_input_is_dead_lettered_and_counts_add_up(stream_env: StreamEnv, tmp
         assert h["rater.source.topic"].decode() == stream_env.topic("cdrs")
         assert int(h["rater.source.offset"]) >= 0
     assert sent - {b""} <= {m.value() for m in dlq if m.value()}
-    rated = rated_frame(read_topic(stream_env.bootstrap, stream_env.topic("rated")))
+    rated = rated_frame(read_topic(stream_env.bootstrap, stream_env.topic("rated")), framed=True)
     assert rated.height == len(items) - c["dead_lettered"]
 
 
 def test_exactly_once_through_repeated_kill_9(stream_env: StreamEnv, tmp_path: Path) -> None:
     published = _cdrs(30_000, seed=21)
-    switch = SlowPublisher(stream_env.bootstrap, stream_env.topic("cdrs"), cdr_items(published), 1_000)
+    switch = SlowPublisher(
+        stream_env.bootstrap, stream_env.topic("cdrs"), cdr_items(published), 1_000
+    )
     rng = random.Random(7)
     log = tmp_path / "rater.log"
     kills = 0
@@ -205,7 +214,9 @@ def test_exactly_once_through_repeated_kill_9(stream_env: StreamEnv, tmp_path: P
 
 def test_scale_out_and_back(stream_env: StreamEnv, tmp_path: Path) -> None:
     published = _cdrs(20_000, seed=31)
-    switch = SlowPublisher(stream_env.bootstrap, stream_env.topic("cdrs"), cdr_items(published), 1_000)
+    switch = SlowPublisher(
+        stream_env.bootstrap, stream_env.topic("cdrs"), cdr_items(published), 1_000
+    )
     log = tmp_path / "rater.log"
     a = start_rater(stream_env, "a", log)
     time.sleep(6)
@@ -226,7 +237,9 @@ def test_broker_restart_during_a_run(
     if kafka_broker is None:
         pytest.skip("restarting the broker needs the suite's own local broker")
     published = _cdrs(20_000, seed=41)
-    switch = SlowPublisher(stream_env.bootstrap, stream_env.topic("cdrs"), cdr_items(published), 1_000)
+    switch = SlowPublisher(
+        stream_env.bootstrap, stream_env.topic("cdrs"), cdr_items(published), 1_000
+    )
     log = tmp_path / "rater.log"
     proc = start_rater(stream_env, "a", log)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from coredeck import at, cdr, frame, write_tariff
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rater.core import tariff as tariff_module
 from rater.core.rating import balances_frame, rate_batch
 from rater.core.state import RatingState
 from rater.core.tariff import Tariff, load_tariff
@@ -98,3 +100,58 @@ def test_prepaid_debits_equal_balance_change(tmp_path: Path, rows: list[dict[str
         assert tariff.tenants[tenant].opening_balance_micros - closing[tenant] == debits
     charged = rated.filter(pl.col("status") != "rated")["charge_micros"]
     assert charged.eq(0).all()
+
+
+def _variants(tariff: Tariff) -> list[Tariff]:
+    """The same tariff driving the engine's other code paths (same results expected)."""
+    unbanded = tariff_module._build(
+        tariff.plans, tariff.tenants, tariff.rates, tariff.price_scale, banded=False
+    )
+    assert unbanded.band_slots == 0 and tariff.band_slots > 0
+    return [
+        unbanded,
+        dataclasses.replace(tariff, max_price_num=2**70),  # Int128 charges
+        dataclasses.replace(tariff, max_price_num=2**130),  # Python-integer charges
+    ]
+
+
+far_apart = st.lists(
+    st.builds(
+        lambda cid, tenant, kind, callee, day, seconds: cdr(
+            f"c{cid}",
+            tenant=tenant,
+            kind=kind,
+            callee=callee,
+            start=at(1, 0) + timedelta(days=day),
+            answer=at(1, 0) + timedelta(days=day, seconds=1),
+            end=at(1, 0) + timedelta(days=day, seconds=1 + seconds),
+        ),
+        st.integers(0, 5),
+        st.sampled_from(["pre", "post", "b"]),
+        st.sampled_from(["call", "sms"]),
+        st.sampled_from(["+33123", "+44123", "+336"]),
+        st.integers(0, 900),
+        st.integers(0, 400),
+    ),
+    max_size=20,
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=records, spread=far_apart)
+def test_engine_paths_agree(
+    tmp_path: Path, rows: list[dict[str, Any]], spread: list[dict[str, Any]]
+) -> None:
+    """Banded/unbanded rate keys, Int64/Int128/Python charges, dense/sparse time tables."""
+    tariff = _tariff(tmp_path)
+    for batch in (rows, spread, rows + spread):
+        if not batch:
+            continue
+        expected = rate_batch(tariff, frame(batch), RatingState.empty())
+        for variant in _variants(tariff):
+            got = rate_batch(variant, frame(batch), RatingState.empty())
+            assert got.rated.equals(expected.rated)
+            assert got.events.equals(expected.events)
+            assert got.state.equals(expected.state)

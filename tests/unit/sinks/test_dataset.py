@@ -52,7 +52,9 @@ def test_replay_with_other_batch_bounds_never_duplicates(tmp_path: Path) -> None
     # A batch [0, 3] written but never committed (crash), then replayed as [0, 1] and [2, 3]:
     # the tenant-month "a/11" of the first attempt has no twin in the replay's first batch.
     sink = _sink(tmp_path)
-    sink.write(SinkBatch("cdrs", 0, 0, 3, 1, _rows([0, 1, 2, 3], ["a", "a", "b", "b"], [10, 10, 11, 11])))
+    sink.write(
+        SinkBatch("cdrs", 0, 0, 3, 1, _rows([0, 1, 2, 3], ["a", "a", "b", "b"], [10, 10, 11, 11]))
+    )
     restarted = _sink(tmp_path)
     restarted.assign("cdrs", 0)
     restarted.write(SinkBatch("cdrs", 0, 0, 1, 2, _rows([0, 1], ["a", "a"], [10, 10])))
