@@ -14,51 +14,31 @@ starts a local broker.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+import polars as pl
+from confluent_kafka import Consumer
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rater import wire  # noqa: E402
-from rater.broker import LocalBroker  # noqa: E402
-from rater.simulate import generate_cdrs  # noqa: E402
-from rater.topics import TopicSpec, ensure_topics  # noqa: E402
+from streamkit import REPO, broker, busy_rate, publish_frame, rater_env, run_rater
+
+from rater.simulate import generate_cdrs
+from rater.topics import TopicSpec, ensure_topics
 
 
 def publish(bootstrap: str, topic: str, count: int, seed: int) -> None:
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 50,
-            "batch.size": 1_000_000,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 2_000_000,
-        }
-    )
     chunk = 200_000
     for start in range(0, count, chunk):
         frame = generate_cdrs(REPO / "config", count=min(chunk, count - start), seed=seed + start)
-        frame = frame.with_columns((frame.get_column("cdr_id") + f"-{start}").alias("cdr_id"))
-        values = wire.encode_cdrs(frame)
-        keys = frame.get_column("tenant_id").to_list()
-        for key, value in zip(keys, values, strict=True):
-            while True:
-                try:
-                    producer.produce(topic, value=value, key=key.encode())
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-        producer.flush()
+        # Distinct ids across chunks, so that no record is a duplicate of another chunk's.
+        frame = frame.with_columns(pl.col("cdr_id") + f"-{start}")
+        publish_frame(bootstrap, topic, frame)
 
 
 def bare_consumer(bootstrap: str, topic: str, count: int) -> float:
@@ -86,35 +66,11 @@ def bare_consumer(bootstrap: str, topic: str, count: int) -> float:
 
 
 def rater_run(bootstrap: str, topic: str, workdir: Path, batch: int) -> tuple[float, int]:
-    name = f"b{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "RATER_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "RATER_TARIFF_DIR": str(REPO / "config"),
-        "RATER_TOPICS__CDRS": topic,
-        "RATER_TOPICS__TOPUPS": f"{topic}-topups",
-        "RATER_TOPICS__RATED": f"{name}-rated",
-        "RATER_TOPICS__EVENTS": f"{name}-events",
-        "RATER_TOPICS__DEAD_LETTER": f"{name}-dlq",
-        "RATER_TOPICS__CHANGELOG": f"{name}-changelog",
-        "RATER_STREAM__GROUP_ID": name,
-        "RATER_STREAM__INSTANCE_ID": name,
-        "RATER_STREAM__BATCH_MAX_RECORDS": str(batch),
-        "RATER_STREAM__IDLE_EXIT_S": "3",
-        "RATER_OUTPUT__DATASET_DIR": str(workdir / name),
-        "RATER_OUTPUT__DUCKDB_PATH": str(workdir / name / "rater.duckdb"),
-        "RATER_METRICS_PORT": "0",
-        "RATER_LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "rater", "run"], env=env, capture_output=True, text=True, check=False
+    env = rater_env(
+        bootstrap, topic, REPO / "config", workdir, RATER_STREAM__BATCH_MAX_RECORDS=str(batch)
     )
-    if proc.returncode != 0:
-        raise SystemExit(f"rater run failed:\n{proc.stdout}\n{proc.stderr}")
-    m = re.search(r"busy ([\d.]+)s .*?: ([\d,]+) CDRs/s", proc.stdout)
-    consumed = re.search(r"consumed (\d+)", proc.stdout)
-    assert m and consumed, proc.stdout
-    return float(m.group(2).replace(",", "")), int(consumed.group(1))
+    stdout, _ = run_rater(env)
+    return busy_rate(stdout)
 
 
 def main() -> None:
@@ -125,12 +81,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50_000)
     args = parser.parse_args()
 
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        broker = LocalBroker(heap="1g").start()
-        bootstrap = broker.bootstrap
-    try:
+    with broker() as bootstrap:
         topic = f"bench-cdrs-{uuid.uuid4().hex[:6]}"
         ensure_topics({"bootstrap.servers": bootstrap}, [TopicSpec(topic, args.partitions)])
         t0 = time.monotonic()
@@ -150,9 +101,6 @@ def main() -> None:
         print(f"median bare consumer: {mb:,.0f} msg/s")
         print(f"median rater run (exactly-once): {mr:,.0f} CDRs/s (target >= 150,000)")
         print(f"ratio rater/bare: {mr / mb:.2f} (target >= 0.6)")
-    finally:
-        if broker is not None:
-            broker.stop()
 
 
 if __name__ == "__main__":

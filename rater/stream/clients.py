@@ -12,7 +12,7 @@ from rater.errors import TransientError
 from rater.settings import Settings
 from rater.stream.changelog import Replayer
 
-__all__ = ["consumer_config", "producer_config", "restore_partition"]
+__all__ = ["consumer_config", "producer_config", "restore_partition", "restore_partitions"]
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,10 @@ def producer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
     return conf
 
 
-def restore_partition(
-    settings: Settings, topic: str, partition: int, timeout_s: float = 120.0
-) -> Replayer:
-    """Read changelog partition ``partition`` from the start to its end (committed only)."""
+def restore_partitions(
+    settings: Settings, topic: str, partitions: list[int], timeout_s: float = 120.0
+) -> dict[int, Replayer]:
+    """Read changelog partitions from their start to their end (committed data only)."""
     conf = settings.kafka.client_config()
     conf.update(
         {
@@ -77,41 +77,49 @@ def restore_partition(
             "enable.partition.eof": True,
         }
     )
-    replayer = Replayer()
+    replayers = {p: Replayer() for p in partitions}
     consumer = Consumer(conf)
     try:
-        marks = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=30, cached=False
-        )
-        if marks is None:
-            raise TransientError(f"no watermarks for {topic}[{partition}]")
-        low, high = marks
-        if high <= low:
-            return replayer
-        consumer.assign([TopicPartition(topic, partition, low)])
+        ends: dict[int, int] = {}
+        starts: list[TopicPartition] = []
+        for p in partitions:
+            marks = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            if marks is None:
+                raise TransientError(f"no watermarks for {topic}[{p}]")
+            low, high = marks
+            if high > low:
+                ends[p] = high
+                starts.append(TopicPartition(topic, p, low))
+        if not starts:
+            return replayers
+        consumer.assign(starts)
         deadline = time.monotonic() + timeout_s
-        while True:
+        while ends:
             if time.monotonic() > deadline:
                 raise TransientError(
-                    f"restoring {topic}[{partition}] did not reach offset {high} in {timeout_s}s"
+                    f"restoring {topic} partitions {sorted(ends)} did not finish in {timeout_s}s"
                 )
-            msgs = consumer.consume(10_000, timeout=1.0)
-            done = False
-            for m in msgs:
+            for m in consumer.consume(10_000, timeout=0.5):
                 err = m.error()
                 if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        done = (m.offset() or 0) >= high
-                        continue
-                    raise KafkaException(err)
+                    if err.code() != KafkaError._PARTITION_EOF:
+                        raise KafkaException(err)
+                    continue
                 key = m.key()
                 if key is not None:
-                    replayer.feed(key, m.value())
-            if done:
-                return replayer
+                    replayers[m.partition() or 0].feed(key, m.value())
             # The end may be a transaction marker that no message reports: ask where we are.
-            pos = consumer.position([TopicPartition(topic, partition)])[0].offset
-            if pos >= high:
-                return replayer
+            positions = consumer.position([TopicPartition(topic, p) for p in ends])
+            for tp in positions:
+                if tp.offset >= ends[tp.partition]:
+                    del ends[tp.partition]
+        return replayers
     finally:
         consumer.close()
+
+
+def restore_partition(
+    settings: Settings, topic: str, partition: int, timeout_s: float = 120.0
+) -> Replayer:
+    """Read one changelog partition from its start to its end."""
+    return restore_partitions(settings, topic, [partition], timeout_s)[partition]

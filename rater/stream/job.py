@@ -20,7 +20,7 @@ from rater.core.tariff import Tariff
 from rater.errors import TransientError
 from rater.settings import Settings
 from rater.stream.changelog import PartitionState
-from rater.stream.clients import consumer_config, producer_config, restore_partition
+from rater.stream.clients import consumer_config, producer_config, restore_partitions
 from rater.stream.inputs import InputBatch, collect_batch
 from rater.stream.step import BatchOutput, PartitionMeta, rate_step
 from rater.topics import TopicSpec, ensure_topics
@@ -252,21 +252,18 @@ class RaterJob:
     # -- partitions moving ---------------------------------------------------------------
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        for tp in partitions:
-            if tp.topic != self.settings.topics.cdrs:
-                continue
-            started = time.monotonic()
-            replayer = restore_partition(
-                self.settings, self.settings.topics.changelog, tp.partition
-            )
-            self.states[tp.partition] = replayer.state
-            self.meta[tp.partition] = PartitionMeta(
-                generation=_now_us(), live_keys=replayer.live_keys
-            )
-            self.rated_sink.assign(tp.topic, tp.partition)
-            self.event_sink.assign(tp.topic, tp.partition)
+        cdrs = self.settings.topics.cdrs
+        mine = [tp.partition for tp in partitions if tp.topic == cdrs]
+        started = time.monotonic()
+        restored = restore_partitions(self.settings, self.settings.topics.changelog, mine)
+        for p, replayer in restored.items():
+            self.states[p] = replayer.state
+            self.meta[p] = PartitionMeta(generation=_now_us(), live_keys=replayer.live_keys)
+            self.rated_sink.assign(cdrs, p)
+            self.event_sink.assign(cdrs, p)
+        if mine:
             metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
-            log.info("assigned %s[%d]: state restored", tp.topic, tp.partition)
+            log.info("assigned %s%s: state restored", cdrs, mine)
         self._idle_since = time.monotonic()  # idleness counts from the assignment on
         metrics.STATE_TENANTS.set(sum(s.rating.balances.height for s in self.states.values()))
 
