@@ -195,18 +195,31 @@ class RaterJob:
     def _produce(self, out: BatchOutput) -> None:
         produce = self.producer.produce
         for block in out.blocks:
-            headers = block.headers
-            for i, (key, value) in enumerate(zip(block.keys, block.values, strict=True)):
-                kwargs: dict[str, Any] = {"partition": block.partition, "key": key, "value": value}
-                if headers is not None:
-                    kwargs["headers"] = headers[i]
-                while True:
+            topic, partition = block.topic, block.partition
+            if block.headers is None:  # the hot path: no headers keyword, positional only
+                for key, value in zip(block.keys, block.values, strict=True):
                     try:
-                        produce(block.topic, **kwargs)
-                        break
+                        produce(topic, value, key, partition)
+                    except BufferError:  # the local queue is full: let it drain, then go on
+                        self._produce_blocking(topic, value, key, partition, None)
+            else:
+                for key, value, hdrs in zip(block.keys, block.values, block.headers, strict=True):
+                    try:
+                        produce(topic, value, key, partition, headers=hdrs)
                     except BufferError:
-                        self.producer.poll(0.05)  # the local queue is full: let it drain
+                        self._produce_blocking(topic, value, key, partition, hdrs)
             self.producer.poll(0)
+
+    def _produce_blocking(
+        self, topic: str, value: bytes | None, key: bytes | None, partition: int, hdrs: Any
+    ) -> None:
+        while True:
+            self.producer.poll(0.05)
+            try:
+                self.producer.produce(topic, value, key, partition, headers=hdrs)
+                return
+            except BufferError:
+                continue
 
     def _commit_transaction(self) -> None:
         for attempt in range(10):

@@ -126,9 +126,10 @@ def rate_step(
                 if currency is not None and micros:
                     out.charges[currency] += micros
             invalid = rated.filter(pl.col("status") == "invalid")
-            by_offset = {m.offset(): m for m in cdr_msgs}
-            for off, reason in invalid.select("source_offset", "reason").iter_rows():
-                dead.append((by_offset[off], reason))
+            if invalid.height:
+                by_offset = {m.offset(): m for m in cdr_msgs}
+                for off, reason in invalid.select("source_offset", "reason").iter_rows():
+                    dead.append((by_offset[off], reason))
 
         events = _events_with_source(result.events, rated)
         for event, n in events.group_by("event").len().iter_rows():
@@ -136,19 +137,15 @@ def rate_step(
 
         generation = meta[p].generation if p in meta else 0
         if rated.height:
-            first = min(o for (t, q), o in batch.first.items() if q == p and t == topics.cdrs)
-            last = max(o for (t, q), o in batch.last.items() if q == p and t == topics.cdrs)
+            first, last = batch.first[(topics.cdrs, p)], batch.last[(topics.cdrs, p)]
             rated_rows = rated.with_columns(_rating_time())
             out.rated_sinks.append(SinkBatch(topics.cdrs, p, first, last, generation, rated_rows))
             out.event_sinks.append(SinkBatch(topics.cdrs, p, first, last, generation, events))
-            keys = [t.encode() for t in rated.get_column("tenant_id").to_list()]
             out.blocks.append(
-                OutBlock(topics.rated, p, list(keys), list(codec.encode_rated(settings, rated)))
+                OutBlock(topics.rated, p, _keys(rated), list(codec.encode_rated(settings, rated)))
             )
         if events.height:
-            ekeys: list[bytes | None] = [
-                t.encode() for t in events.get_column("tenant_id").to_list()
-            ]
+            ekeys = _keys(events)
             out.blocks.append(
                 OutBlock(topics.events, p, ekeys, list(codec.encode_events(settings, events)))
             )
@@ -159,7 +156,10 @@ def rate_step(
         # The changelog: this batch's delta, or every few batches a pruned snapshot.
         pm = meta.get(p) or PartitionMeta(generation=0)
         live = list(pm.live_keys)
-        entry_id = f"{min(o for (t, q), o in batch.first.items() if q == p):020d}"
+        # Unique per committed batch of the partition: its first offset in each input topic.
+        cdr_first = batch.first.get((topics.cdrs, p), -1)
+        topup_first = batch.first.get((topics.topups, p), -1)
+        entry_id = f"c{cdr_first}.t{topup_first}"
         if pm.batches_since_snapshot + 1 >= settings.stream.snapshot_every_batches:
             new_state = _prune(new_state, settings.stream.dedupe_horizon_days)
             msgs = list(entry_messages("snap", entry_id, encode_state(new_state)))
@@ -176,6 +176,13 @@ def rate_step(
         out.live_keys[p] = live
         out.states[p] = new_state
     return out
+
+
+def _keys(frame: pl.DataFrame) -> list[bytes | None]:
+    """Message keys: the tenant ids, encoded once per distinct tenant."""
+    tenants = frame.get_column("tenant_id")
+    encoded = {t: t.encode() for t in tenants.unique().to_list() if t is not None}
+    return [encoded.get(t) for t in tenants.to_list()]
 
 
 def _rating_time() -> pl.Expr:
