@@ -23,11 +23,11 @@ from confluent_kafka import Consumer, Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from streamkit import REPO, broker, rater_env  # noqa: E402
+from streamkit import REPO, broker, rater_env
 
-from rater import wire  # noqa: E402
-from rater.simulate import generate_cdrs  # noqa: E402
-from rater.topics import TopicSpec, ensure_topics  # noqa: E402
+from rater import wire
+from rater.simulate import generate_cdrs
+from rater.topics import TopicSpec, ensure_topics
 
 
 def _tail_varints(body: bytes, n: int) -> list[int]:
@@ -126,8 +126,12 @@ def main() -> None:
     if not lat:
         raise SystemExit("no rated record was seen")
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
-    print(f"offered {offered:,.0f} CDRs/s for {args.seconds}s; {len(lat):,} measured, {missing} not seen")
-    print(f"latency produce -> committed rated record: p50 {p(0.50):.3f}s  p99 {p(0.99):.3f}s  max {lat[-1]:.3f}s (target p99 < 2s)")
+    print(
+        f"offered {offered:,.0f} CDRs/s for {args.seconds}s; {len(lat):,} measured, {missing} not seen"
+    )
+    print(
+        f"latency produce -> committed rated record: p50 {p(0.50):.3f}s  p99 {p(0.99):.3f}s  max {lat[-1]:.3f}s (target p99 < 2s)"
+    )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_deck import make_cdrs, write_deck  # noqa: E402
-from streamkit import broker, busy_rate, publish_frame, rater_env, run_rater  # noqa: E402
+from make_deck import make_cdrs, write_deck
+from streamkit import broker, busy_rate, publish_frame, rater_env, run_rater
 
-from rater.topics import TopicSpec, ensure_topics  # noqa: E402
+from rater.topics import TopicSpec, ensure_topics
 
 
 def main() -> None:
@@ -39,7 +39,9 @@ def main() -> None:
         ensure_topics({"bootstrap.servers": bootstrap}, [TopicSpec(topic, args.partitions)])
         t0 = time.monotonic()
         publish_frame(bootstrap, topic, cdrs)
-        print(f"published {cdrs.height:,} CDRs for {args.tenants:,} tenants in {time.monotonic() - t0:.0f}s")
+        print(
+            f"published {cdrs.height:,} CDRs for {args.tenants:,} tenants in {time.monotonic() - t0:.0f}s"
+        )
         stdout, rss_mb = run_rater(rater_env(bootstrap, topic, deck, Path(tmp)))
         rate, consumed = busy_rate(stdout)
         print(stdout.strip())

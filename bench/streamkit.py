@@ -58,7 +58,9 @@ def publish_frame(bootstrap: str, topic: str, frame: pl.DataFrame) -> None:
     producer.flush()
 
 
-def rater_env(bootstrap: str, topic: str, tariff: Path, workdir: Path, **extra: str) -> dict[str, str]:
+def rater_env(
+    bootstrap: str, topic: str, tariff: Path, workdir: Path, **extra: str
+) -> dict[str, str]:
     name = f"b{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,

@@ -49,14 +49,15 @@ class InputBatch:
 
 def collect_batch(
     consume: Callable[[int, float], list[Any]],
+    batch: InputBatch,
     *,
     cdr_topic: str,
     max_records: int,
     max_wait_s: float,
     should_stop: Callable[[], bool],
 ) -> InputBatch:
-    """Consume until ``max_records`` messages, ``max_wait_s`` elapsed, or the input is idle."""
-    batch = InputBatch()
+    """Fill ``batch`` until ``max_records`` messages, ``max_wait_s`` elapsed, or the input is
+    idle. A rebalance inside ``consume`` may drop messages from ``batch`` meanwhile."""
     deadline = time.monotonic() + max_wait_s
     while len(batch) < max_records and not should_stop():
         remaining = deadline - time.monotonic()

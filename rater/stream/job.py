@@ -58,7 +58,10 @@ class RaterJob:
         self.states: dict[int, PartitionState] = {}
         self.meta: dict[int, PartitionMeta] = {}
         self._stopping = False
-        self._revoked: set[tuple[str, int]] = set()
+        # The batch being collected: a rebalance drops the messages of revoked partitions
+        # from it at once (the partition may come back in the same rebalance, and its
+        # messages are then read again from the committed offset).
+        self._pending = InputBatch()
         self._idle_since = time.monotonic()
         out = settings.output
         self.rated_sink = MonthPartitionedDataset(
@@ -151,15 +154,15 @@ class RaterJob:
         )
         self._idle_since = time.monotonic()
         while not self._stopping:
-            self._revoked.clear()
-            batch = collect_batch(
+            batch = self._pending = InputBatch()
+            collect_batch(
                 self.consumer.consume,
+                batch,
                 cdr_topic=s.topics.cdrs,
                 max_records=s.stream.batch_max_records,
                 max_wait_s=s.stream.batch_max_wait_ms / 1000,
                 should_stop=lambda: self._stopping,
             )
-            batch.drop_partitions(self._revoked)
             if not len(batch):
                 idle = time.monotonic() - self._idle_since
                 if s.stream.idle_exit_s and self.states and idle > s.stream.idle_exit_s:
@@ -281,8 +284,8 @@ class RaterJob:
         metrics.STATE_TENANTS.set(sum(s.rating.balances.height for s in self.states.values()))
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        self._pending.drop_partitions({(tp.topic, tp.partition) for tp in partitions})
         for tp in partitions:
-            self._revoked.add((tp.topic, tp.partition))
             if tp.topic == self.settings.topics.cdrs:
                 self.states.pop(tp.partition, None)
                 self.meta.pop(tp.partition, None)

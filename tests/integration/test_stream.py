@@ -23,7 +23,7 @@ from rater.core.columns import CDR_SCHEMA, EVENT_SCHEMA, RATED_EXTRA_SCHEMA
 from rater.core.rating import balances_frame
 from rater.core.state import RatingState
 from rater.core.tariff import load_tariff
-from rater.simulate import generate_cdrs
+from rater.simulate import encode_cdrs_json, generate_cdrs
 from rater.stream.clients import restore_partition
 from rater.stream.job import RaterJob
 from tests.integration.streamkit import (
@@ -249,4 +249,17 @@ def test_broker_restart_during_a_run(
         _wait_for(lambda: _rated_count(stream_env) >= published.height, 240, "every record rated")
     finally:
         _stop(proc)
+    _assert_exactly_once(stream_env, published, tmp_path)
+
+
+def test_json_cdrs_rate_like_avro(stream_env: StreamEnv, tmp_path: Path) -> None:
+    published = _cdrs(1_500, seed=13)
+    values = encode_cdrs_json(published)
+    keys = [t.encode() for t in published.get_column("tenant_id").to_list()]
+    publish(stream_env.bootstrap, stream_env.topic("cdrs"), list(zip(keys, values, strict=True)))
+    publish(stream_env.bootstrap, stream_env.topic("cdrs"), [(b"acme", b"{not json")])
+    settings = stream_env.settings(RATER_STREAM__IDLE_EXIT_S="3", RATER_STREAM__INPUT_FORMAT="json")
+    summary = RaterJob(settings, load_tariff(EXAMPLE_CONFIG), "a").run(handle_signals=False)
+
+    assert summary.counts["dead_lettered"] == 1
     _assert_exactly_once(stream_env, published, tmp_path)
