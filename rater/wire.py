@@ -50,6 +50,7 @@ __all__ = [
     "frame_message",
     "load_schema",
     "schema_dir",
+    "unframe_bodies",
     "write_avro_file",
 ]
 
@@ -259,26 +260,238 @@ def _enc_bool(v: bool) -> bytes:
     return b"\x01" if v else b"\x00"
 
 
-def _encode_frame(name: str, frame: pl.DataFrame, schema_id: int | None) -> list[bytes]:
-    fields = _fields(name)
+# --------------------------------------------------------------------------- bulk encoding
+#
+# Frames are encoded column-wise by Polars into one Binary column: each field becomes a
+# Binary expression and a row is their concatenation (``+`` on Binary, the costly step, so
+# each field is built with as few of them as possible).
+#
+# - Low-cardinality columns (statuses, plan ids, prefixes, currencies, small counts, ...)
+#   are dictionary-encoded: their distinct values are encoded once in Python and each row
+#   gets its complete field bytes, union branch included, from one ``replace_strict``.
+# - Other integers are varints built from 14-bit chunks looked up in a table: a few integer
+#   operations and one gather per chunk, with only as many chunks as the column's largest
+#   value needs. Other strings are a length varint plus the UTF-8 bytes.
+
+_CHUNK_BITS = 14
+_CHUNK = 1 << _CHUNK_BITS
+_U64 = pl.UInt64
+_INT32 = (-(2**31), 2**31 - 1)
+# A column is dictionary-encoded when its first _SAMPLE rows hold at most _SAMPLE_DISTINCT
+# values and the whole column at most _MAX_DISTINCT (each distinct value costs Python time).
+_SAMPLE = 2048
+_SAMPLE_DISTINCT = 256
+_MAX_DISTINCT = 4096
+# Sections of the chunk table (see _chunk_table).
+_MORE, _LAST, _ABSENT, _MORE_SOME, _LAST_SOME = range(5)
+
+
+@cache
+def _chunk_table() -> pl.Series:
+    """Varint bytes of one 14-bit chunk ``c`` at index ``c + _CHUNK * section``.
+
+    _MORE: more chunks follow (two bytes, both with the continuation bit); _LAST: the last
+    chunk (minimal: one byte when ``c`` < 128); _ABSENT: empty; _MORE_SOME and _LAST_SOME:
+    as _MORE and _LAST after the union branch byte of a present nullable value.
+    """
+    more = [bytes([(c & 0x7F) | 0x80, (c >> 7) | 0x80]) for c in range(_CHUNK)]
+    last = [bytes([c]) if c < 0x80 else bytes([(c & 0x7F) | 0x80, c >> 7]) for c in range(_CHUNK)]
+    some = [b"\x02" + b for b in (*more, *last)]
+    return pl.Series("varint", [*more, *last, *([b""] * _CHUNK), *some], dtype=pl.Binary)
+
+
+def _zigzag(x: pl.Expr) -> pl.Expr:
+    """The zigzag value of an Int64 expression, as UInt64 (exact at both int64 extremes)."""
+    neg = x < 0
+    y = pl.when(neg).then(-(x + 1)).otherwise(x).cast(_U64)
+    return y * pl.lit(2, _U64) + neg.cast(_U64)
+
+
+def _chunks_for(max_zigzag: int | None) -> int:
+    bits = max(max_zigzag or 0, 1).bit_length()
+    return -(-bits // _CHUNK_BITS)
+
+
+def _varint_bytes(z: pl.Expr, chunks: int, nullable: bool) -> pl.Expr:
+    """The varint of UInt64 expression ``z`` (all values below 2**(14 * chunks)); when
+    ``nullable``, preceded by the union branch byte of a present value (null stays null)."""
+    table = pl.lit(_chunk_table())
+    base = _CHUNK * (_MORE_SOME if nullable else _MORE)  # first chunk: _MORE or _LAST after
+    if chunks == 1:
+        return table.gather((z + (base + _CHUNK)).cast(pl.UInt32))
+    pieces: list[pl.Expr] = []
+    for j in range(chunks):
+        lo, hi = _CHUNK_BITS * j, _CHUNK_BITS * (j + 1)
+        c = (z // pl.lit(1 << lo, _U64) if j else z) % _CHUNK
+        # section: _MORE while z has bits above this chunk, then _LAST, then _ABSENT.
+        section = (z < pl.lit(1 << hi, _U64)).cast(_U64) if hi < 64 else pl.lit(1, _U64)
+        if j:
+            section = section + (z < pl.lit(1 << lo, _U64)).cast(_U64)
+        offset = base if j == 0 else 0
+        pieces.append(table.gather((c + section * _CHUNK + offset).cast(pl.UInt32)))
+    return _concat(pieces)
+
+
+def _concat(parts: Sequence[pl.Expr]) -> pl.Expr:
+    """Binary concatenation as a balanced tree: each byte is copied log2(len(parts)) times
+    instead of up to len(parts) times by a left fold."""
+    if len(parts) == 1:
+        return parts[0]
+    mid = len(parts) // 2
+    return _concat(parts[:mid]) + _concat(parts[mid:])
+
+
+def _field_value(f: _Field, frame: pl.DataFrame, name: str) -> pl.Expr:
+    """The column of ``f`` as Int64 (numbers, timestamps), String or Boolean."""
+    s = frame.schema[f.name]
+    c = pl.col(f.name)
+    if f.kind == _TS:
+        return c if s == pl.Int64 else c.cast(TIME).dt.epoch("us")
+    if f.kind in (_LONG, _INT):
+        if not (s.is_integer() or s == pl.Null):
+            raise ValueError(f"{name}.{f.name}: not an integer column ({s})")
+        return c.cast(pl.Int64)
+    if f.kind in (_STRING, _ENUM):
+        if s not in (pl.String, pl.Categorical, pl.Null) and not isinstance(s, pl.Enum):
+            raise ValueError(f"{name}.{f.name}: not a string column ({s})")
+        return c.cast(pl.String)
+    if s not in (pl.Boolean, pl.Null):
+        raise ValueError(f"{name}.{f.name}: not a boolean column ({s})")
+    return c.cast(pl.Boolean)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to encode one field: the column of its value (and of its zigzag value, for
+    numbers), and either its distinct values (a dictionary) or the varint chunks its
+    largest number (or string length) needs."""
+
+    field: _Field
+    value: pl.Expr
+    zigzag: pl.Expr
+    chunks: int = 1
+    distinct: list[Any] | None = None
+
+
+def _plan(
+    name: str, fields: Sequence[_Field], frame: pl.DataFrame
+) -> tuple[pl.DataFrame, list[_Plan]]:
+    """Validate the columns of ``fields`` and plan them.
+
+    Returns a frame of the converted values (``v<i>``) and zigzag values (``z<i>``, for
+    numbers and timestamps) that the plans' expressions refer to: computed once here, as
+    a number's varint uses its zigzag value several times.
+    """
     missing = [f.name for f in fields if f.name not in frame.columns]
     if missing:
         raise ValueError(f"frame lacks the {name} columns {missing}")
-    columns = []
-    for f in fields:
-        s = frame.get_column(f.name)
-        if f.kind == _TS:
-            s = s.cast(TIME).dt.epoch("us") if s.dtype != pl.Int64 else s
-        elif f.kind == _ENUM:
-            s = s.cast(pl.String)
-        if not f.nullable and s.null_count():
-            raise ValueError(f"{name}.{f.name} is null in {s.null_count()} rows")
-        columns.append(_encode_column(f, s.to_list()))
-    join = b"".join
-    if schema_id is None:
-        return [join(parts) for parts in zip(*columns, strict=True)]
-    header = _HEADER.pack(MAGIC_BYTE, schema_id)
-    return [join((header, *parts)) for parts in zip(*columns, strict=True)]
+    numeric = (_LONG, _INT, _TS)
+    columns: list[pl.Expr] = []
+    for i, f in enumerate(fields):
+        v = _field_value(f, frame, name)
+        columns.append(v.alias(f"v{i}"))
+        if f.kind in numeric:
+            columns.append(_zigzag(v).alias(f"z{i}"))
+    work = frame.select(columns)
+
+    stats: list[pl.Expr] = []
+    for i, f in enumerate(fields):
+        v = pl.col(f"v{i}")
+        if not f.nullable:
+            stats.append(v.null_count().alias(f"{i}:nulls"))
+        if f.kind == _ENUM:
+            stats.append((v.is_not_null() & ~v.is_in(list(f.symbols))).sum().alias(f"{i}:bad"))
+        if f.kind in (_STRING, _LONG, _INT):
+            stats.append(v.head(_SAMPLE).n_unique().alias(f"{i}:sample"))
+        if f.kind == _STRING:
+            stats.append((v.str.len_bytes().cast(pl.Int64) * 2).max().alias(f"{i}:z"))
+        elif f.kind in numeric:
+            stats.append(pl.col(f"z{i}").max().alias(f"{i}:z"))
+        if f.kind == _INT:
+            stats += [v.min().alias(f"{i}:min"), v.max().alias(f"{i}:max")]
+    row = work.select(stats).row(0, named=True) if stats else {}
+    for i, f in enumerate(fields):
+        if row.get(f"{i}:nulls"):
+            raise ValueError(f"{name}.{f.name} is null in {row[f'{i}:nulls']} rows")
+        if row.get(f"{i}:bad"):
+            raise ValueError(f"{name}.{f.name}: values not in {list(f.symbols)}")
+        lo, hi = row.get(f"{i}:min"), row.get(f"{i}:max")
+        if (lo is not None and lo < _INT32[0]) or (hi is not None and hi > _INT32[1]):
+            raise ValueError(f"{name}.{f.name}: value out of the Avro int range")
+
+    few = [i for i in range(len(fields)) if row.get(f"{i}:sample", _SAMPLE + 1) <= _SAMPLE_DISTINCT]
+    distinct: dict[int, list[Any]] = {}
+    if few:
+        found = work.select(
+            pl.col(f"v{i}").unique().head(_MAX_DISTINCT + 1).implode().alias(str(i)) for i in few
+        ).row(0)
+        distinct = {
+            i: [x for x in xs if x is not None]
+            for i, xs in zip(few, found, strict=True)
+            if len(xs) <= _MAX_DISTINCT
+        }
+    plans = [
+        _Plan(f, pl.col(f"v{i}"), pl.col(f"z{i}"), _chunks_for(row.get(f"{i}:z")), distinct.get(i))
+        for i, f in enumerate(fields)
+    ]
+    return work, plans
+
+
+def _field_bytes(p: _Plan) -> pl.Expr:
+    """The Avro bytes of one field, for every row."""
+    f, value = p.field, p.value
+    if p.distinct is not None or f.kind == _ENUM:
+        keys = list(f.symbols) if p.distinct is None else p.distinct
+        # Every non-null value is a key (enums were checked), so the default only ever
+        # meets nulls; without one, Polars mistypes the result of a String -> Binary map.
+        enc = value.replace_strict(
+            keys, _encode_column(f, keys), default=None, return_dtype=pl.Binary
+        )
+    elif f.kind == _STRING:
+        size = value.str.len_bytes().cast(_U64) * pl.lit(2, _U64)
+        enc = _varint_bytes(size, p.chunks, f.nullable) + value.cast(pl.Binary)
+    elif f.kind == _BOOL:
+        bools = [b"\x00", b"\x01", b"\x02\x00", b"\x02\x01"]
+        table = pl.lit(pl.Series(bools[2:] if f.nullable else bools[:2], dtype=pl.Binary))
+        enc = table.gather(value.cast(pl.UInt32))
+    else:
+        enc = _varint_bytes(p.zigzag, p.chunks, f.nullable)
+    # A null value has made ``enc`` null: the null branch of the union.
+    return enc.fill_null(pl.lit(b"\x00")) if f.nullable else enc
+
+
+def _encode_fields(
+    name: str,
+    fields: Sequence[_Field],
+    frame: pl.DataFrame,
+    prefix: bytes = b"",
+    heads: Sequence[bytes] | None = None,
+) -> list[bytes]:
+    """Per row: ``prefix``, then ``heads[row]`` when given, then the Avro of ``fields``."""
+    work, plans = _plan(name, fields, frame)
+    if frame.height == 0:
+        return []
+    row = _concat([_field_bytes(p) for p in plans])
+    if heads is not None:
+        row = pl.lit(pl.Series("heads", heads, dtype=pl.Binary)) + row
+    if prefix:
+        row = pl.lit(prefix, pl.Binary) + row
+    out: list[bytes] = work.select(row.alias("avro")).to_series().to_list()
+    return out
+
+
+def _encode_frame(name: str, frame: pl.DataFrame, schema_id: int | None) -> list[bytes]:
+    prefix = b"" if schema_id is None else _HEADER.pack(MAGIC_BYTE, schema_id)
+    return _encode_fields(name, _fields(name), frame, prefix)
+
+
+@cache
+def _rated_tail() -> tuple[_Field, ...]:
+    """The rated fields after the CDR ones (the rated schema starts with the CDR's fields)."""
+    cdr, rated = _fields("cdr"), _fields("rated")
+    if rated[: len(cdr)] != cdr:
+        raise ValueError("rated.avsc does not start with exactly the fields of cdr.avsc")
+    return rated[len(cdr) :]
 
 
 def _encode_one(name: str, record: Mapping[str, Any], schema_id: int | None) -> bytes:
@@ -301,10 +514,33 @@ def encode_cdrs(frame: pl.DataFrame, schema_id: int | None = None) -> list[bytes
     return _encode_frame("cdr", frame, schema_id)
 
 
-def encode_rated(frame: pl.DataFrame, schema_id: int | None = None) -> list[bytes]:
+def encode_rated(
+    frame: pl.DataFrame,
+    schema_id: int | None = None,
+    *,
+    cdr_bodies: Sequence[bytes] | None = None,
+) -> list[bytes]:
     """Every row of a rated frame (CDR + RATED_EXTRA columns + source_topic,
-    source_partition, source_offset) as one message each, in row order."""
-    return _encode_frame("rated", frame, schema_id)
+    source_partition, source_offset) as one message each, in row order.
+
+    ``cdr_bodies``: the unframed Avro CDR body each row was decoded from (one per row, in
+    row order; see :func:`unframe_bodies`). The rated schema begins with the CDR's fields,
+    so these bytes are reused as they are and only the rating fields are encoded, which is
+    several times faster. The CDR columns of ``frame`` are then not read.
+    """
+    prefix = b"" if schema_id is None else _HEADER.pack(MAGIC_BYTE, schema_id)
+    if cdr_bodies is None:
+        return _encode_fields("rated", _fields("rated"), frame, prefix)
+    if len(cdr_bodies) != frame.height:
+        raise ValueError(f"{len(cdr_bodies)} CDR bodies for {frame.height} rated rows")
+    return _encode_fields("rated", _rated_tail(), frame, prefix, cdr_bodies)
+
+
+def unframe_bodies(values: Sequence[bytes], framed: bool) -> list[bytes]:
+    """The Avro bodies of messages that decoded: ``value[5:]`` when framed, else ``value``."""
+    if not framed:
+        return list(values)
+    return [v[5:] for v in values]
 
 
 def encode_rated_record(record: Mapping[str, Any], schema_id: int | None = None) -> bytes:

@@ -43,6 +43,7 @@ from rater.core.tariff import (
     KIND_CODE,
     KINDS,
     MAX_PREFIX_DIGITS,
+    Plan,
     Tariff,
 )
 
@@ -71,32 +72,26 @@ class RatingResult:
     delta: RatingState
 
 
-def _plan_table(tariff: Tariff) -> pl.DataFrame:
-    plans = [tariff.plans[p] for p in tariff.plan_ids]
-    return pl.DataFrame(
-        {
-            "_plan": pl.Series(range(len(plans)), dtype=pl.Int32),
-            "_plan_id": [p.id for p in plans],
-            "_decimals": pl.Series([p.decimals for p in plans], dtype=pl.Int64),
-            "_rounding": pl.Series([_ROUNDING_CODE[p.rounding] for p in plans], dtype=pl.Int8),
-            "_currency": [p.currency for p in plans],
-            "_tz": pl.Series(tariff.plan_timezone_index, dtype=pl.Int32),
-        }
-    )
-
-
-def _tenant_table(tariff: Tariff, state: RatingState) -> pl.DataFrame:
-    """Per known tenant: plan attributes and the balance the batch starts from."""
-    frame = tariff.tenant_frame.with_row_index("_t").join(
-        _plan_table(tariff), on="_plan", how="left"
-    )
-    if state.balances.height:
-        frame = frame.join(state.balances, on="tenant_id", how="left").with_columns(
-            pl.coalesce("balance_micros", "_opening").alias("_start")
-        )
-    else:
-        frame = frame.with_columns(pl.col("_opening").alias("_start"))
-    return frame.drop("balance_micros", strict=False)
+_PAD = 10**MAX_PREFIX_DIGITS
+_POW10 = [10**i for i in range(19)]
+# Callees up to this many bytes are checked by an integer parse (cheaper than a regex):
+# "+" and up to 17 digits, or 18 digits, always fit in an Int64.
+_SHORT_NUMBER = 18
+_NUMBER = r"^\+?[0-9]+$"
+# One code per outcome; status and reason are looked up from it at the end.
+_REASONS: tuple[str | None, ...] = (
+    None,
+    "unknown_tenant",
+    "bad_times",
+    "bad_hold",
+    "bad_segments",
+    "bad_number",
+    "bad_kind",
+    "duplicate",
+    "no_rate",
+)
+_STATUSES = ("rated", *(["invalid"] * 6), "duplicate", "unrated")
+_DUPLICATE, _NO_RATE = 7, 8
 
 
 def _gather(values: list[int], index: pl.Expr, dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
@@ -104,202 +99,233 @@ def _gather(values: list[int], index: pl.Expr, dtype: pl.DataType | type[pl.Data
     return pl.lit(pl.Series(values, dtype=dtype)).gather(index)
 
 
-def _with_local_us(
-    tariff: Tariff, frame: pl.DataFrame, utc_us: str, tz_index: pl.Expr, name: str
-) -> pl.DataFrame:
-    """Add ``name``: local wall-clock microseconds of the UTC column ``utc_us``.
-
-    Zone offsets change only on whole UTC minutes (every transition since 1972), so
-    the offset is computed once per minute and zone, then looked up per row,
-    instead of converting a million timestamps per zone. A batch spans few minutes
-    compared with its rows, so the table usually covers every minute of its range
-    and the lookup is a plain gather; a sparse batch falls back to a binary search
-    over its distinct minutes.
-    """
-    minute = pl.col(utc_us) // _US_PER_MINUTE
-    low, high = frame.select(minute.min().alias("lo"), minute.max().alias("hi")).row(0)
-    if low is None:
-        return frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(name))
-    dense = high - low + 1 <= max(frame.height, 1 << 16)
-    if dense:
-        minutes = pl.int_range(low, high + 1, dtype=pl.Int64, eager=True)
-        position = minute - low
-    else:
-        minutes = frame.select(minute.unique().sort().alias("m"))["m"].drop_nulls()
-        position = pl.lit(minutes).search_sorted(minute).cast(pl.Int64)
-    zones = tariff.timezones
-    table = pl.DataFrame({"m": minutes}).select(
-        [
-            (
-                local_naive_us((pl.col("m") * _US_PER_MINUTE).cast(pl.Datetime("us", "UTC")), zone)
-                - pl.col("m") * _US_PER_MINUTE
-            ).alias(str(i))
-            for i, zone in enumerate(zones)
-        ]
-    )
-    offsets = pl.concat([table[str(i)] for i in range(len(zones))])
-    return frame.with_columns(
-        (
-            pl.col(utc_us)
-            + pl.lit(offsets).gather(tz_index.cast(pl.Int64) * minutes.len() + position)
-        ).alias(name)
-    )
-
-
 _US_PER_MINUTE = 60_000_000
 _US_PER_DAY = 86_400_000_000
 
 
-def _with_period(frame: pl.DataFrame, local_us: str, name: str) -> pl.DataFrame:
-    """Add ``name``: the YYYYMM period of a local time, computed once per day of the range."""
-    day = pl.col(local_us) // _US_PER_DAY
-    low, high = frame.select(day.min().alias("lo"), day.max().alias("hi")).row(0)
-    if low is None or high - low + 1 > max(frame.height, 1 << 12):
-        return frame.with_columns(period_of(pl.col(local_us)).alias(name))
-    days = pl.select(
-        period_of(pl.int_range(low, high + 1, dtype=pl.Int64) * _US_PER_DAY).alias("p")
-    )["p"]
-    return frame.with_columns(pl.lit(days).gather(day - low).alias(name))
+@dataclass(frozen=True)
+class _Clock:
+    """Band slots and months of a batch's rating times, from tables per minute.
+
+    A batch spans few minutes compared with its rows, so the local time, band and
+    month are worked out once per minute of its range, per plan, and looked up per
+    row (column ``_pos``: the row's minute in ``minutes``). Zone offsets change only
+    on whole UTC minutes, so a whole minute shares them; when an offset is not a
+    whole number of minutes (local mean time before the zone's first standard
+    offset) a minute's second matters, and the tables fall back to exact local
+    times per row.
+    """
+
+    minutes: pl.Series
+    offsets: pl.Series  # zone * len(minutes) + position -> UTC offset in microseconds
+    slots: pl.Series  # plan * len(minutes) + position -> band slot (0 none, b + 1 band b)
+    months: pl.Series  # plan * len(minutes) + position -> year * 12 + month - 1
+    whole: bool  # every offset is a whole number of minutes
+
+    def _at(self, table: pl.Series, row: pl.Expr) -> pl.Expr:
+        return pl.lit(table).gather(row * self.minutes.len() + pl.col("_pos"))
+
+    def _local(self, tariff: Tariff, plan: pl.Expr) -> pl.Expr:
+        zone = _gather(list(tariff.plan_timezone_index), plan, pl.Int64())
+        return pl.col("_rt_us") + self._at(self.offsets, zone)
+
+    def slot(self, tariff: Tariff, plan: pl.Expr) -> pl.Expr:
+        """Band slot of the rating time (columns _rt_us, _pos) in ``plan``."""
+        if self.whole:
+            return self._at(self.slots, plan)
+        band = pl.lit(tariff.band_table).gather(
+            plan * MINUTES_PER_WEEK + week_minute(self._local(tariff, plan))
+        )
+        return (band.cast(pl.Int64) + 1).clip(lower_bound=0)
+
+    def month(self, tariff: Tariff, plan: pl.Expr) -> pl.Expr:
+        """Month number (year * 12 + month - 1) of the rating time in ``plan``'s zone."""
+        if self.whole:
+            return self._at(self.months, plan)
+        return _month_number(period_of(self._local(tariff, plan)))
 
 
-def _lookup(tariff: Tariff, pending: pl.DataFrame, n: int) -> pl.Series:
-    """Longest-prefix rate selection with fallback chains -> r_idx per input row (Int32).
+def _month_number(period: pl.Expr) -> pl.Expr:
+    return (period // 100 * 12 + period % 100 - 1).cast(pl.Int64)
+
+
+def _clock(tariff: Tariff, frame: pl.DataFrame) -> tuple[_Clock, pl.Expr]:
+    """The batch's :class:`_Clock` and the expression of ``_pos`` (from ``_rt_us``)."""
+    minute = pl.col("_rt_us") // _US_PER_MINUTE
+    low, high = frame.select(minute.min().alias("lo"), minute.max().alias("hi")).row(0)
+    if low is None:
+        minutes = pl.Series("m", [], dtype=pl.Int64)
+        position: pl.Expr = pl.lit(None, dtype=pl.Int64)
+    elif high - low + 1 <= max(frame.height, 1 << 16):
+        minutes = pl.int_range(low, high + 1, dtype=pl.Int64, eager=True).alias("m")
+        position = minute - low
+    else:
+        minutes = frame.select(minute.unique().sort().alias("m"))["m"].drop_nulls()
+        position = pl.lit(minutes).search_sorted(minute).cast(pl.Int64)
+    start = pl.col("m") * _US_PER_MINUTE
+    table = pl.DataFrame({"m": minutes}).select(
+        (local_naive_us(start.cast(pl.Datetime("us", "UTC")), zone) - start).alias(str(i))
+        for i, zone in enumerate(tariff.timezones)
+    )
+    offsets = pl.concat([table[str(i)] for i in range(len(tariff.timezones))])
+    whole = bool(offsets.len() == 0 or (offsets % _US_PER_MINUTE == 0).all())
+    slots: list[pl.Series] = []
+    months: list[pl.Series] = []
+    if whole and minutes.len():
+        weeks: list[pl.Series] = []
+        zone_months: list[pl.Series] = []
+        for i in range(len(tariff.timezones)):
+            local = (minutes * _US_PER_MINUTE + table[str(i)]).alias("l")
+            # Months change at local midnight: worked out per day, not per minute.
+            day = local // _US_PER_DAY
+            first, last = day.min(), day.max()
+            assert isinstance(first, int) and isinstance(last, int)
+            per_day = pl.select(
+                _month_number(
+                    period_of(pl.int_range(first, last + 1, dtype=pl.Int64) * _US_PER_DAY)
+                ).alias("mo")
+            )["mo"]
+            weeks.append(pl.select(week_minute(pl.lit(local))).to_series())
+            zone_months.append(per_day.gather(day - first))
+        for plan_index, zone_index in enumerate(tariff.plan_timezone_index):
+            band = tariff.band_table.gather(plan_index * MINUTES_PER_WEEK + weeks[zone_index])
+            slots.append((band.cast(pl.Int64) + 1).clip(lower_bound=0))
+            months.append(zone_months[zone_index])
+    empty = pl.Series([], dtype=pl.Int64)
+    clock = _Clock(
+        minutes=minutes,
+        offsets=offsets,
+        slots=pl.concat(slots) if slots else empty,
+        months=pl.concat(months) if months else empty,
+        whole=whole,
+    )
+    return clock, position
+
+
+def _null_series(name: str, n: int, dtype: pl.DataType) -> pl.Series:
+    return (
+        pl.Series(name, [None], dtype=dtype).extend_constant(None, n - 1)
+        if n
+        else (pl.Series(name, [], dtype=dtype))
+    )
+
+
+def _lookup(tariff: Tariff, clock: _Clock, pending: pl.DataFrame, n: int) -> pl.Series:
+    """Rate selection with fallback chains -> rate row per input row (Int32, null = none).
 
     ``pending`` holds _i, _p (plan index), _kd (kind*2+direction), _v15 (first up to 15
-    callee digits as an integer), _nd (their count), _rt_us (rating time) and _local
-    (its wall-clock time in the tenant plan's zone). Per plan of the fallback chain,
-    one join per prefix length of the deck; the longest matching prefix wins. Rate tables are
-    sorted by preference within a key, so the first applicable row of a record is its
-    rate at that length. Records still unmatched go on to their fallback plan.
+    callee digits as an integer), _nd (their count), _rt_us (rating time) and _pos
+    (its minute in ``clock``). Per plan of the fallback chain, one search finds the
+    longest prefix of each callee and one gather the row that applies at its band
+    and time (see :class:`rater.core.tariff.RateIndex`); records without one go on
+    to their fallback plan.
     """
-    pow10 = [10**i for i in range(MAX_PREFIX_DIGITS + 1)]
-    lengths = sorted(tariff.rate_tables)
-    found = (
-        pl.Series("_r", [None], dtype=pl.Int32).extend_constant(None, n - 1)
-        if n
-        else (pl.Series("_r", [], dtype=pl.Int32))
+    found = _null_series("_r", n, pl.Int32())
+    index = tariff.rate_index
+    if pending.height == 0 or index.parent.len() == 0:
+        return found
+    slots, epochs = index.slots, index.epochs
+    current = pending.select(
+        "_i",
+        "_p",
+        "_kd",
+        (pl.col("_v15") * _gather(_POW10, MAX_PREFIX_DIGITS - pl.col("_nd"), pl.Int64())).alias(
+            "_pad"
+        ),
+        "_nd",
+        "_rt_us",
+        "_pos",
+        pl.lit(index.boundaries)
+        .search_sorted(pl.col("_rt_us"), side="right")
+        .cast(pl.Int64)
+        .alias("_epoch"),
     )
     fallback = list(tariff.fallback_index)
-    current = pending
+    node = pl.col("_node")
     while current.height:
-        if "_local" not in current.columns:
-            current = _with_local_us(
-                tariff,
-                current,
-                "_rt_us",
-                _gather(list(tariff.plan_timezone_index), pl.col("_p"), pl.Int32()),
-                "_local",
-            )
-        probe = current.select(
-            pl.col("_i").cast(pl.Int64),
-            pl.lit(tariff.band_table)
-            .gather(pl.col("_p").cast(pl.Int64) * MINUTES_PER_WEEK + week_minute(pl.col("_local")))
-            .alias("_band"),
-            "_rt_us",
-            (pl.col("_p").cast(pl.Int64) * GROUPS_PER_PLAN + pl.col("_kd")).alias("_g"),
-            "_v15",
+        plan = pl.col("_p").cast(pl.Int64)
+        key = (plan * GROUPS_PER_PLAN + pl.col("_kd")) * _PAD + pl.col("_pad")
+        step = current.select(
+            "_i",
+            pl.lit(index.nodes)
+            .gather(pl.lit(index.starts).search_sorted(key, side="right").cast(pl.Int64) - 1)
+            .cast(pl.Int64)
+            .alias("_node"),
+            clock.slot(tariff, plan).alias("_slot"),
+            "_epoch",
             "_nd",
         )
-        slots = tariff.band_slots
-        if slots:
-            band = pl.col("_band")
-            slot = pl.when(band < 0).then(0).otherwise(band.cast(pl.Int64) + 1)
-            applies = (pl.col("r_from") <= pl.col("_rt_us")) & (pl.col("_rt_us") < pl.col("r_to"))
+        # A callee shorter than its prefix met it only through the zero padding.
+        too_long = (node >= 0) & (
+            pl.lit(index.node_length).gather(node.clip(lower_bound=0)) > pl.col("_nd")
+        )
+        while step.select(too_long.any()).item():
+            step = step.with_columns(
+                pl.when(too_long)
+                .then(pl.lit(index.parent).gather(node.clip(lower_bound=0)).cast(pl.Int64))
+                .otherwise(node)
+                .alias("_node")
+            )
+        cell = node * slots + pl.col("_slot")
+        if index.dense is not None:
+            row = pl.lit(index.dense).gather((cell * epochs + pl.col("_epoch")).clip(lower_bound=0))
         else:
-            slot = pl.lit(0, dtype=pl.Int64)
-            applies = (
-                ((pl.col("r_band") == -1) | (pl.col("r_band") == pl.col("_band")))
-                & (pl.col("r_from") <= pl.col("_rt_us"))
-                & (pl.col("_rt_us") < pl.col("r_to"))
+            position = (
+                pl.lit(index.keys)
+                .search_sorted(cell * epochs + pl.col("_epoch"), side="right")
+                .cast(pl.Int64)
+                - 1
+            ).clip(lower_bound=0)
+            row = (
+                pl.when(pl.lit(index.keys).gather(position) // epochs == cell)
+                .then(pl.lit(index.rows).gather(position))
+                .otherwise(-1)
             )
-        scale = max(slots, 1)
-        hits: list[pl.DataFrame] = []
-        for length in lengths:
-            key = pl.when(pl.col("_nd") >= length).then(
-                (
-                    pl.col("_g") * pow10[length]
-                    + pl.col("_v15")
-                    // _gather(pow10, (pl.col("_nd") - length).clip(lower_bound=0), pl.Int64)
-                )
-                * scale
-                + slot
-            )
-            best = (
-                probe.lazy()
-                .select("_i", key.alias("key"), "_band", "_rt_us")
-                .join(
-                    tariff.rate_tables[length].lazy(),
-                    on="key",
-                    how="inner",
-                    maintain_order="left_right",
-                )
-                .filter(applies)
-                .filter((pl.col("_i") != pl.col("_i").shift(1)).fill_null(True))
-                .select(
-                    "_i",
-                    "r_idx",
-                    pl.lit(MAX_PREFIX_DIGITS - length, dtype=pl.Int64).alias("_short"),
-                )
-                .collect()
-            )
-            if best.height:
-                hits.append(best)
-        if hits:
-            # Longest prefix per record: order by (record, length descending).
-            every = pl.concat(hits)
-            every = (
-                every.sort(pl.col("_i") * 16 + pl.col("_short"))
-                if n < 2**58
-                else every.sort(["_i", "_short"])
-            )
-            every = every.filter((pl.col("_i") != pl.col("_i").shift(1)).fill_null(True))
-            found.scatter(every["_i"], every["r_idx"])
-        current = current.filter(pl.lit(found).gather(pl.col("_i")).is_null())
+        step = step.select("_i", pl.when((node >= 0) & (row >= 0)).then(row).alias("_r"))
+        hits = step.filter(pl.col("_r").is_not_null())
+        if hits.height:
+            found.scatter(hits["_i"], hits["_r"].cast(pl.Int32))
+        if hits.height == step.height:
+            break
         current = (
-            current.with_columns(_gather(fallback, pl.col("_p"), pl.Int32()).alias("_p"))
+            current.filter(step["_r"].is_null())
+            .with_columns(_gather(fallback, pl.col("_p"), pl.Int32()).alias("_p"))
             .filter(pl.col("_p") >= 0)
-            .drop("_local")
         )
     return found
 
 
 def _scatter(n: int, index: pl.Series, values: pl.Series, dtype: pl.DataType) -> pl.Series:
     """A length-n null Series with ``values`` placed at ``index``."""
-    out = (
-        pl.Series(values.name, [None], dtype=dtype).extend_constant(None, n - 1)
-        if n
-        else pl.Series(values.name, [], dtype=dtype)
-    )
+    out = _null_series(values.name, n, dtype)
     if index.len():
         out.scatter(index, values.cast(dtype))
     return out
 
 
 def _sorted_by(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """``frame`` sorted by the non-negative integer ``columns``, then by row order.
+    """``frame`` (non-negative integer columns) sorted by all its ``columns`` in order.
 
-    When they fit, the columns and the row number are packed into one Int64 whose
-    sorted values carry the permutation in their low bits: sorting one integer
-    column is much cheaper than sorting a frame by several.
+    When they fit, the columns are packed into one Int64 whose sorted values carry
+    every column in their bits: sorting one integer column is much cheaper than
+    sorting a frame by several and gathering the others after it.
     """
-    rows = frame.height
+    if frame.height == 0:
+        return frame.select(columns)
     highs = frame.select(pl.col(c).max() for c in columns).row(0)
     bits = [max(1, int(h or 0).bit_length()) for h in highs]
-    row_bits = max(1, rows.bit_length())
-    if sum(bits) + row_bits > 62:
-        return frame.with_row_index("_row").sort([*columns, "_row"]).drop("_row")
+    if sum(bits) > 62:
+        return frame.select(columns).sort(columns)
     packed: pl.Expr = pl.lit(0, dtype=pl.Int64)
     for column, width in zip(columns, bits, strict=True):
         packed = packed * (1 << width) + pl.col(column).cast(pl.Int64)
-    packed = packed * (1 << row_bits) + pl.int_range(rows, dtype=pl.Int64)
-    order = frame.select(packed.sort() % (1 << row_bits))
-    return frame[order.to_series()]
-
-
-def _group_cum_sum(value: pl.Expr, start: pl.Expr) -> pl.Expr:
-    """Running sum of ``value`` restarting where ``start`` is true (rows sorted by group)."""
-    total = value.cum_sum()
-    return total - pl.when(start).then(total - value).otherwise(None).forward_fill()
+    order = frame.select(packed.sort().alias("_packed")).lazy()
+    unpacked: list[pl.Expr] = []
+    shift = 0
+    for column, width in reversed(list(zip(columns, bits, strict=True))):
+        unpacked.append(((pl.col("_packed") // (1 << shift)) % (1 << width)).alias(column))
+        shift += width
+    return order.select(reversed(unpacked)).collect()
 
 
 def _period_text(period: pl.Expr) -> pl.Expr:
@@ -314,14 +340,37 @@ def _period_int(text: pl.Expr) -> pl.Expr:
     return text.str.slice(0, 4).cast(pl.Int32) * 100 + text.str.slice(5, 2).cast(pl.Int32)
 
 
-def _digits_prefix_match(prefixes: tuple[str, ...]) -> pl.Expr:
+def _prefix_match(prefixes: tuple[str, ...]) -> pl.Expr:
+    """The callee (digits ``_v15``, count ``_nd``, text ``_digits``) starts with one of them."""
     if not prefixes:
         return pl.lit(True)
-    digits = pl.col("_digits")
-    expr = digits.str.starts_with(prefixes[0])
-    for prefix in prefixes[1:]:
-        expr = expr | digits.str.starts_with(prefix)
-    return expr
+    terms: list[pl.Expr] = []
+    for prefix in prefixes:
+        if len(prefix) > MAX_PREFIX_DIGITS:
+            digits = pl.col("callee").str.strip_prefix("+")
+            terms.append(digits.str.starts_with(prefix).fill_null(False))
+            continue
+        head = pl.col("_v15") // _gather(
+            _POW10, (pl.col("_nd") - len(prefix)).clip(lower_bound=0), pl.Int64()
+        )
+        terms.append((pl.col("_nd") >= len(prefix)) & (head == int(prefix)))
+    return pl.any_horizontal(terms)
+
+
+def _tenant_columns(tariff: Tariff, state: RatingState) -> dict[str, pl.Series]:
+    """Per known tenant (by its index in ``tariff.tenant_frame``): attributes and start balance."""
+    frame = tariff.tenant_frame
+    start = frame["_opening"]
+    if state.balances.height:
+        start = (
+            frame.select("tenant_id", "_opening")
+            .join(state.balances, on="tenant_id", how="left", maintain_order="left")
+            .select(pl.coalesce("balance_micros", "_opening"))
+            .to_series()
+        )
+    columns = {name: frame[name] for name in frame.columns}
+    columns["_start"] = start.alias("_start")
+    return columns
 
 
 def rate_batch(tariff: Tariff, cdrs: pl.DataFrame, state: RatingState) -> RatingResult:
@@ -334,115 +383,138 @@ def rate_batch(tariff: Tariff, cdrs: pl.DataFrame, state: RatingState) -> Rating
     if clash:
         raise ValueError(f"input already has output column(s) {sorted(clash)}")
     n = cdrs.height
-    tenants = _tenant_table(tariff, state)
-
-    w = (
-        cdrs.select(
-            "tenant_id",
-            "cdr_id",
-            "kind",
-            "direction",
-            "callee",
-            "start_time",
-            "answer_time",
-            "end_time",
-            pl.col("hold_ms").fill_null(0).alias("_hold"),
-            pl.col("segments").cast(pl.Int64).fill_null(1).alias("_seg"),
-        )
-        .with_row_index("_i")
-        .join(tenants, on="tenant_id", how="left", maintain_order="left")
+    tenants = _tenant_columns(tariff, state)
+    plans = [tariff.plans[p] for p in tariff.plan_ids]
+    tenant_index = tariff.tenant_frame.select(
+        "tenant_id", pl.int_range(pl.len(), dtype=pl.Int32).alias("_t")
     )
+    t_of_row = cdrs.select("tenant_id").join(
+        tenant_index, on="tenant_id", how="left", maintain_order="left"
+    )["_t"]
+
+    t = pl.col("_t")
     start, answer, end = pl.col("start_time"), pl.col("answer_time"), pl.col("end_time")
+    hold = pl.col("hold_ms").fill_null(0)
+    segments = pl.col("segments").cast(pl.Int64).fill_null(1)
     answered_ms = (
         pl.when(answer.is_not_null())
         .then((end.dt.epoch("us") - answer.dt.epoch("us")) // 1000)
         .otherwise(0)
     )
     kind, direction = pl.col("kind"), pl.col("direction")
-    w = w.with_columns(
-        pl.when(pl.col("_plan").is_null())
-        .then(pl.lit("unknown_tenant"))
-        .when(
-            start.is_null()
-            | end.is_null()
-            | (end < start)
-            | (answer.is_not_null() & ((answer < start) | (answer > end)))
+    kind_code = (
+        pl.when(kind == "call")
+        .then(_CALL)
+        .when(kind == "sms")
+        .then(_SMS)
+        .when(kind == "ring_through")
+        .then(_RING)
+    )
+    direction_code = (
+        pl.when(direction == "inbound")
+        .then(DIRECTION_CODE["inbound"])
+        .when(direction == "outbound")
+        .then(DIRECTION_CODE["outbound"])
+    )
+    callee = pl.col("callee")
+    length = callee.str.len_bytes().cast(pl.Int64)
+    plus = callee.str.starts_with("+").cast(pl.Int64)
+    value = callee.cast(pl.Int64, strict=False)
+    number_ok = (
+        value.is_not_null()
+        & (value >= 0)
+        & ~callee.str.starts_with("-")
+        & (length <= _SHORT_NUMBER)
+    )
+    digit_count = length - plus
+    v15 = value // _gather(
+        _POW10, (digit_count - MAX_PREFIX_DIGITS).clip(lower_bound=0), pl.Int64()
+    )
+    longest = cdrs.select(callee.str.len_bytes().max()).item() if n else None
+    if longest is not None and longest > _SHORT_NUMBER:
+        long_number = length > _SHORT_NUMBER
+        number_ok = pl.when(long_number).then(callee.str.contains(_NUMBER)).otherwise(number_ok)
+        v15 = (
+            pl.when(long_number)
+            .then(callee.str.slice(plus, MAX_PREFIX_DIGITS).cast(pl.Int64, strict=False))
+            .otherwise(v15)
         )
-        .then(pl.lit("bad_times"))
-        .when((pl.col("_hold") < 0) | (pl.col("_hold") > answered_ms))
-        .then(pl.lit("bad_hold"))
-        .when((kind == "sms") & (pl.col("_seg") < 1))
-        .then(pl.lit("bad_segments"))
-        .when(pl.col("callee").is_null() | ~pl.col("callee").str.contains(r"^\+?[0-9]+$"))
-        .then(pl.lit("bad_number"))
-        .when(
-            kind.is_null()
-            | direction.is_null()
-            | ~kind.is_in(pl.Series(KINDS).implode())
-            | ~direction.is_in(pl.Series(DIRECTIONS).implode())
-        )
-        .then(pl.lit("bad_kind"))
-        .alias("_invalid"),
-        pl.coalesce(answer, start).alias("_rt"),
-        pl.when(answer.is_not_null())
-        .then(answered_ms - pl.col("_hold"))
-        .otherwise(0)
-        .alias("_billable"),
-        kind.replace_strict(KIND_CODE, default=None, return_dtype=pl.Int64).alias("_k"),
-        direction.replace_strict(DIRECTION_CODE, default=None, return_dtype=pl.Int64).alias("_dir"),
-    )
-    valid = pl.col("_invalid").is_null()
-    w = w.with_columns(
-        _duplicates(w, state).alias("_dup"),
-        pl.col("_rt").dt.epoch("us").alias("_rt_us"),
-        pl.col("callee").str.strip_prefix("+").alias("_digits"),
-        (pl.col("_k") * len(DIRECTIONS) + pl.col("_dir")).alias("_kd"),
-    )
-    w = w.with_columns((valid & ~pl.col("_dup")).alias("_live"))
-    w = _with_local_us(tariff, w, "_rt_us", pl.col("_tz"), "_local")
-    w = w.with_columns(
-        (pl.col("_live") & (pl.col("_k") == _CALL) & (pl.col("_billable") == 0)).alias("_zero"),
-    )
-
-    # Rate lookup for the live records that need one.
-    pending = (
-        w.lazy()
-        .filter(pl.col("_live") & ~pl.col("_zero"))
+    w = (
+        cdrs.lazy()
         .select(
-            "_i",
-            pl.col("_plan").alias("_p"),
-            "_kd",
-            pl.col("_digits").str.slice(0, MAX_PREFIX_DIGITS).cast(pl.Int64).alias("_v15"),
-            pl.col("_digits")
-            .str.len_bytes()
-            .clip(upper_bound=MAX_PREFIX_DIGITS)
-            .cast(pl.Int64)
-            .alias("_nd"),
-            "_rt_us",
-            "_local",
+            pl.lit(t_of_row).alias("_t"),
+            kind_code.alias("_k"),
+            direction_code.alias("_dir"),
+            pl.col("callee"),
+            pl.col("cdr_id"),
+            start,
+            answer,
+            end,
+            hold.alias("_hold"),
+            segments.alias("_seg"),
+            answered_ms.alias("_answered"),
+            number_ok.fill_null(False).alias("_number_ok"),
+            v15.alias("_v15"),
+            digit_count.clip(upper_bound=MAX_PREFIX_DIGITS).alias("_nd"),
+        )
+        .select(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"),
+            "_t",
+            pl.lit(tenants["_plan"]).gather(t).alias("_p"),
+            pl.when(t.is_null())
+            .then(1)
+            .when(
+                start.is_null()
+                | end.is_null()
+                | (end < start)
+                | (answer.is_not_null() & ((answer < start) | (answer > end)))
+            )
+            .then(2)
+            .when((pl.col("_hold") < 0) | (pl.col("_hold") > pl.col("_answered")))
+            .then(3)
+            .when((pl.col("_k") == _SMS) & (pl.col("_seg") < 1))
+            .then(4)
+            .when(~pl.col("_number_ok"))
+            .then(5)
+            .when(pl.col("_k").is_null() | pl.col("_dir").is_null())
+            .then(6)
+            .otherwise(0)
+            .cast(pl.Int8)
+            .alias("_invalid"),
+            "_k",
+            "_dir",
+            pl.coalesce(answer, start).dt.epoch("us").alias("_rt_us"),
+            pl.when(answer.is_not_null())
+            .then(pl.col("_answered") - pl.col("_hold"))
+            .otherwise(0)
+            .alias("_billable"),
+            "_seg",
+            "_v15",
+            "_nd",
+            (pl.col("cdr_id").hash(0x5EED) ^ t.hash(0xC0DE)).alias("_h"),
         )
         .collect()
     )
-    w = w.with_columns(_lookup(tariff, pending, n).alias("_r"))
+    valid = pl.col("_invalid") == 0
+    w = w.with_columns(
+        (valid & ~_duplicates(cdrs, w, state)).alias("_live"),
+        (pl.col("_k") * len(DIRECTIONS) + pl.col("_dir")).alias("_kd"),
+    )
+    clock, position = _clock(tariff, w)
+    w = w.with_columns(position.alias("_pos"))
+    zero = pl.col("_live") & (pl.col("_k") == _CALL) & (pl.col("_billable") == 0)
+    w = w.with_columns(zero.alias("_zero"))
+
+    pending = w.filter(pl.col("_live") & ~pl.col("_zero")).select(
+        "_i", "_p", "_kd", "_v15", "_nd", "_rt_us", "_pos"
+    )
+    r_of_row = _lookup(tariff, clock, pending, n)
     rates = tariff.rates
     r = pl.col("_r")
-    rated = pl.col("_zero") | r.is_not_null()
-    big = pl.Int128()
-    narrow = tariff.max_price_num < 2**62
-    num_type = pl.Int64() if narrow else big
-    w = w.with_columns(
-        pl.lit(rates["first_increment"]).gather(r).alias("_F"),
-        pl.lit(rates["increment"]).gather(r).alias("_I"),
-        *(
-            pl.lit(rates[source].cast(num_type)).gather(r).alias(target)
-            for source, target in (
-                ("connect_num", "_cn"),
-                ("price_num", "_pn"),
-                ("min_num", "_mn"),
-            )
-        ),
-    )
-    b, first_inc, inc = pl.col("_billable"), pl.col("_F"), pl.col("_I")
+    rated = pl.col("_live") & (pl.col("_zero") | r.is_not_null())
+    first_inc = pl.lit(rates["first_increment"]).gather(r)
+    inc = pl.lit(rates["increment"]).gather(r)
+    b = pl.col("_billable")
     billed = (
         pl.when(pl.col("_zero"))
         .then(0)
@@ -450,130 +522,80 @@ def rate_batch(tariff: Tariff, cdrs: pl.DataFrame, state: RatingState) -> Rating
         .then(first_inc)
         .otherwise(first_inc + (b - first_inc * 1000 + inc * 1000 - 1) // (inc * 1000) * inc)
     )
-    w = w.with_columns(
-        (pl.col("_live") & rated).alias("_rated"),
-        pl.when(pl.col("_live") & rated & (pl.col("_k") == _CALL))
-        .then(billed)
-        .otherwise(None)
-        .alias("billed_seconds"),
+    w = (
+        w.lazy()
+        .with_columns(pl.lit(r_of_row).alias("_r"))
+        .with_columns(
+            rated.alias("_rated"),
+            pl.when(rated & (pl.col("_k") == _CALL)).then(billed).alias("billed_seconds"),
+        )
+        .with_columns(
+            pl.when(pl.col("_rated") & (pl.col("_k") == _CALL))
+            .then(pl.col("billed_seconds"))
+            .when(pl.col("_rated") & (pl.col("_k") == _SMS))
+            .then(pl.col("_seg"))
+            .otherwise(0)
+            .alias("_qty"),
+            pl.when(pl.col("_invalid") > 0)
+            .then(pl.col("_invalid"))
+            .when(~pl.col("_live"))
+            .then(_DUPLICATE)
+            .when(~pl.col("_rated"))
+            .then(_NO_RATE)
+            .otherwise(0)
+            .cast(pl.Int8)
+            .alias("_code"),
+        )
+        .collect()
     )
     is_rated = pl.col("_rated")
+    covered, allowances_delta = _draw_allowances(tariff, clock, w, cdrs, state)
     w = w.with_columns(
-        pl.when(is_rated & (pl.col("_k") == _CALL))
-        .then(pl.col("billed_seconds"))
-        .when(is_rated & (pl.col("_k") == _SMS))
-        .then(pl.col("_seg"))
-        .otherwise(0)
-        .alias("_qty")
+        pl.when(is_rated).then(covered).alias("covered"),
+        pl.when(is_rated).then(pl.col("_qty") - covered).otherwise(0).alias("_charged"),
     )
+    w = w.with_columns(_charges(tariff, w).alias("charge_micros"))
 
-    covered, remaining, allowances_delta = _draw_allowances(tariff, w, state)
-    w = w.with_columns(
-        pl.when(is_rated).then(covered).otherwise(None).alias("covered"),
-        pl.when(is_rated).then(remaining).otherwise(0).alias("_charged"),
-    )
+    balance_after, events, balances_delta = _debit_prepaid(tariff, tenants, cdrs, w)
 
-    # Charges: exact numerators over D = 60 * 10**scale, rounded once in integers.
-    # units = round(num * 10**decimals / D); the power of ten is cancelled against D
-    # first, so the numbers stay small enough for Int64 on ordinary decks.
-    scale = tariff.price_scale
-    charged = pl.col("_charged")
-    max_charged = w.select(charged.max()).item() or 0
-    multiplier = [10 ** max(0, d - scale) for d in range(7)]
-    divisor = [60 * 10 ** max(0, scale - d) for d in range(7)]
-    bound = (tariff.max_price_num * 60 * (max_charged + 1) + 1) * 2 * max(multiplier) + 2 * max(
-        divisor
-    )
-    if bound < _INT128_SAFE:
-        wide = bound >= 2**62
-        dtype = big if wide else pl.Int64()
-        cn, pn, mn = (pl.col(c).cast(dtype) for c in ("_cn", "_pn", "_mn"))
-        zero = pl.lit(0, dtype=dtype)
-        numerator = (
-            pl.when(~is_rated | pl.col("_zero"))
-            .then(zero)
-            .when(pl.col("_k") == _CALL)
-            .then(
-                pl.when(charged == 0)
-                .then(zero)
-                .otherwise(pl.max_horizontal(mn * 60, cn * 60 + pn * charged.cast(dtype)))
+    plan_of_rate = rates.select(
+        pl.col("plan_id").replace_strict(
+            {p: i for i, p in enumerate(tariff.plan_ids)}, return_dtype=pl.Int32
+        )
+    ).to_series()
+    p = pl.col("_p")
+    extras = (
+        w.lazy()
+        .select(
+            pl.lit(pl.Series(_STATUSES)).gather(pl.col("_code")).alias("status"),
+            pl.lit(pl.Series(_REASONS, dtype=pl.String)).gather(pl.col("_code")).alias("reason"),
+            pl.lit(pl.Series(tariff.plan_ids, dtype=pl.String))
+            .gather(
+                pl.when(pl.col("_zero")).then(p).when(is_rated).then(pl.lit(plan_of_rate).gather(r))
             )
-            .when(pl.col("_k") == _SMS)
-            .then(pn * charged.cast(dtype) * 60)
-            .otherwise(pn * 60)
+            .alias("plan_id"),
+            pl.lit(rates["prefix"]).gather(r).alias("rate_prefix"),
+            pl.lit(rates["band"]).gather(r).alias("band"),
+            "billed_seconds",
+            "covered",
+            "charge_micros",
+            _charge_text(
+                pl.col("charge_micros"), _gather([pl_.decimals for pl_ in plans], p, pl.Int64())
+            ).alias("charge"),
+            pl.lit(pl.Series([pl_.currency for pl_ in plans], dtype=pl.String))
+            .gather(p)
+            .alias("currency"),
+            pl.lit(balance_after).alias("balance_after_micros"),
         )
-        scaled = numerator * _gather(multiplier, pl.col("_decimals"), dtype)
-        dd = _gather(divisor, pl.col("_decimals"), dtype)
-        units = (
-            pl.when(pl.col("_rounding") == 0)
-            .then((scaled * 2 + dd) // (dd * 2))
-            .when(pl.col("_rounding") == 1)
-            .then((scaled + dd - 1) // dd)
-            .otherwise(scaled // dd)
-        )
-        micros = (
-            units * _gather([10 ** (6 - d) for d in range(7)], pl.col("_decimals"), dtype)
-        ).cast(pl.Int64)
-        w = w.with_columns(micros.fill_null(0).alias("charge_micros"))
-    else:
-        numerator = (
-            pl.when(~is_rated | pl.col("_zero"))
-            .then(pl.lit(0, dtype=big))
-            .when(pl.col("_k") == _CALL)
-            .then(
-                pl.when(charged == 0)
-                .then(pl.lit(0, dtype=big))
-                .otherwise(
-                    pl.max_horizontal(
-                        pl.col("_mn").cast(big) * 60,
-                        pl.col("_cn").cast(big) * 60 + pl.col("_pn").cast(big) * charged.cast(big),
-                    )
-                )
-            )
-            .when(pl.col("_k") == _SMS)
-            .then(pl.col("_pn").cast(big) * charged.cast(big) * 60)
-            .otherwise(pl.col("_pn").cast(big) * 60)
-        )
-        w = w.with_columns(numerator.alias("_num"))
-        w = w.with_columns(_slow_micros(w, 60 * 10**scale).alias("charge_micros"))
-
-    debit = pl.col("charge_micros")
-    balance_after, events, balances_delta = _debit_prepaid(w, n)
-    w = w.with_columns(balance_after.alias("balance_after_micros"))
-
-    extras = w.select(
-        pl.when(~pl.col("_live"))
-        .then(pl.when(valid).then(pl.lit("duplicate")).otherwise(pl.lit("invalid")))
-        .when(is_rated)
-        .then(pl.lit("rated"))
-        .otherwise(pl.lit("unrated"))
-        .alias("status"),
-        pl.when(~pl.col("_live"))
-        .then(pl.when(valid).then(pl.lit("duplicate")).otherwise(pl.col("_invalid")))
-        .when(~is_rated)
-        .then(pl.lit("no_rate"))
-        .otherwise(None)
-        .alias("reason"),
-        pl.when(pl.col("_zero"))
-        .then(pl.col("_plan_id"))
-        .when(is_rated)
-        .then(pl.lit(rates["plan_id"]).gather(r))
-        .alias("plan_id"),
-        pl.when(is_rated).then(pl.lit(rates["prefix"]).gather(r)).alias("rate_prefix"),
-        pl.when(is_rated).then(pl.lit(rates["band"]).gather(r)).alias("band"),
-        "billed_seconds",
-        "covered",
-        "charge_micros",
-        _charge_text(debit, pl.col("_decimals")).alias("charge"),
-        pl.col("_currency").alias("currency"),
-        "balance_after_micros",
-    ).cast(RATED_EXTRA_SCHEMA)  # type: ignore[arg-type]
+        .collect()
+        .cast(RATED_EXTRA_SCHEMA)  # type: ignore[arg-type]
+    )
     rated_frame = cdrs.hstack(extras)
 
     seen_delta = (
-        w.lazy()
-        .filter(pl.col("_live"))
-        .select("tenant_id", "cdr_id", pl.col("_rt").alias("seen_time"))
+        cdrs.lazy()
+        .select("tenant_id", "cdr_id", pl.coalesce(answer, start).alias("seen_time"))
+        .filter(pl.lit(w["_live"]))
         .collect()
     )
     delta = RatingState.of(balances=balances_delta, allowances=allowances_delta, seen=None)
@@ -587,211 +609,341 @@ def rate_batch(tariff: Tariff, cdrs: pl.DataFrame, state: RatingState) -> Rating
     return RatingResult(rated=rated_frame, events=events, state=merged, delta=delta)
 
 
-def _duplicates(w: pl.DataFrame, state: RatingState) -> pl.Series:
+def _duplicates(cdrs: pl.DataFrame, w: pl.DataFrame, state: RatingState) -> pl.Series:
     """Valid records whose (tenant_id, cdr_id) an earlier valid record or ``state.seen`` has.
 
     Within the batch, only the keys whose 64-bit hash occurs twice are compared
     exactly, which spares hashing a million string pairs into a table.
     """
     n = w.height
-    keys = (
-        w.lazy()
-        .filter(pl.col("_invalid").is_null())
-        .select(
-            "_i",
-            "tenant_id",
-            "cdr_id",
-            (pl.col("cdr_id").hash(0x5EED) ^ pl.col("tenant_id").hash(0xC0DE)).alias("_h"),
-        )
-        .collect()
-    )
+    valid = pl.col("_invalid") == 0
     flags = pl.repeat(False, n, dtype=pl.Boolean, eager=True).alias("_dup")
-    hashes = keys["_h"].sort()
+    hashes = w.select(pl.col("_h").filter(valid).sort())["_h"]
     repeated = hashes.filter(hashes == hashes.shift(1))
     if repeated.len():
-        clash = keys.filter(pl.col("_h").is_in(repeated.implode()))
-        later = clash.filter(~pl.struct("tenant_id", "cdr_id").is_first_distinct())["_i"]
+        clash = (
+            w.lazy()
+            .select("_i", "_t", "_h", pl.lit(cdrs["cdr_id"]).alias("cdr_id"), valid.alias("_v"))
+            .filter(pl.col("_v") & pl.col("_h").is_in(repeated.implode()))
+            .collect()
+        )
+        later = clash.filter(~pl.struct("_t", "cdr_id").is_first_distinct())["_i"]
         if later.len():
             flags.scatter(later, True)
     if state.seen.height:
-        again = keys.join(
-            state.seen.select("tenant_id", "cdr_id"), on=["tenant_id", "cdr_id"], how="semi"
-        )["_i"]
+        again = (
+            cdrs.lazy()
+            .select("tenant_id", "cdr_id", pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"))
+            .filter(pl.lit(w["_invalid"]) == 0)
+            .join(
+                state.seen.lazy().select("tenant_id", "cdr_id"),
+                on=["tenant_id", "cdr_id"],
+                how="semi",
+            )
+            .collect()["_i"]
+        )
         if again.len():
             flags.scatter(again, True)
     return flags
 
 
+_MAX_PREFIX_LISTS = 10
+
+
+def _allowance_mask(plans: list[Plan], positions: int) -> pl.Expr:
+    """Bit j set when allowance position j of the record's plan applies to it.
+
+    Applicability depends only on (plan, kind, direction) and on which of the deck's
+    allowance prefix lists match the callee, so it is read from a small table built
+    here instead of evaluating every plan's conditions on every record.
+    """
+    lists = list(dict.fromkeys(a.prefixes for p in plans for a in p.allowances if a.prefixes))
+    if len(lists) > _MAX_PREFIX_LISTS:
+        mask: pl.Expr = pl.lit(0, dtype=pl.Int64)
+        for j in range(positions):
+            cond: pl.Expr = pl.lit(False)
+            for p_index, plan in enumerate(plans):
+                if j >= len(plan.allowances):
+                    continue
+                allowance = plan.allowances[j]
+                this = (pl.col("_p") == p_index) & (pl.col("_k") == KIND_CODE[allowance.kind])
+                if allowance.prefixes:
+                    this = this & _prefix_match(allowance.prefixes)
+                if allowance.direction != "any":
+                    this = this & (pl.col("_dir") == DIRECTION_CODE[allowance.direction])
+                cond = cond | this
+            mask = mask + pl.when(cond).then(1 << j).otherwise(0)
+        return mask
+    flags: pl.Expr = pl.lit(0, dtype=pl.Int64)
+    for f, prefixes in enumerate(lists):
+        flags = flags + pl.when(_prefix_match(prefixes)).then(1 << f).otherwise(0)
+    table: list[int] = []
+    for plan in plans:
+        for kind in KINDS:
+            for direction in DIRECTIONS:
+                for matched in range(1 << len(lists)):
+                    bits = 0
+                    for j, allowance in enumerate(plan.allowances[:positions]):
+                        if (
+                            allowance.kind == kind
+                            and allowance.direction in ("any", direction)
+                            and (
+                                not allowance.prefixes
+                                or matched >> lists.index(allowance.prefixes) & 1
+                            )
+                        ):
+                            bits |= 1 << j
+                    table.append(bits)
+    combo = (
+        (pl.col("_p").cast(pl.Int64) * len(KINDS) + pl.col("_k")) * len(DIRECTIONS) + pl.col("_dir")
+    ) * (1 << len(lists)) + flags
+    return pl.lit(pl.Series(table, dtype=pl.Int64)).gather(combo)
+
+
 def _draw_allowances(
-    tariff: Tariff, w: pl.DataFrame, state: RatingState
-) -> tuple[pl.Series, pl.Series, pl.DataFrame | None]:
-    """Allowance draw-down -> (covered, remaining quantity, allowance delta or None).
+    tariff: Tariff, clock: _Clock, w: pl.DataFrame, cdrs: pl.DataFrame, state: RatingState
+) -> tuple[pl.Series, pl.DataFrame | None]:
+    """Allowance draw-down -> (covered per row, allowance delta or None).
 
     Sequential cumulative clipping, one pass per allowance position, over the drawing
     records sorted by (tenant, period, input order): a running sum that restarts at
-    each group gives what the earlier records of the group asked for.
+    each group gives what the earlier records of the group asked for. Per group,
+    what was drawn telescopes to min(available, total demand).
     """
     n = w.height
     covered = pl.repeat(0, n, dtype=pl.Int64, eager=True).alias("covered")
-    remaining = w["_qty"].alias("_remaining")
     plans = [tariff.plans[p] for p in tariff.plan_ids]
     positions = max((len(p.allowances) for p in plans), default=0)
     if positions == 0:
-        return covered, remaining, None
-    flags: dict[tuple[str, ...], str] = {}
-    for plan in plans:
-        for allowance in plan.allowances:
-            if allowance.prefixes and allowance.prefixes not in flags:
-                flags[allowance.prefixes] = f"_pf{len(flags)}"
+        return covered, None
+    mask = _allowance_mask(plans, positions)
+    needs_callee = any(
+        len(x) > MAX_PREFIX_DIGITS for p in plans for a in p.allowances for x in a.prefixes
+    )
+    source = w.lazy()
+    if needs_callee:
+        source = source.with_columns(pl.lit(cdrs["callee"]).alias("callee"))
     drawing = (
-        w.lazy()
-        .filter(pl.col("_rated") & (pl.col("_qty") > 0) & (pl.col("_k") != _RING))
+        source.filter(pl.col("_rated") & (pl.col("_qty") > 0) & (pl.col("_k") != _RING))
         .select(
-            pl.col("_i").cast(pl.Int64),
             pl.col("_t").cast(pl.Int64),
-            "_local",
-            "_plan",
-            "_k",
-            "_dir",
+            clock.month(tariff, pl.col("_p").cast(pl.Int64)).alias("_month"),
+            "_i",
+            mask.alias("_mask"),
             "_qty",
-            *(_digits_prefix_match(prefixes).alias(name) for prefixes, name in flags.items()),
         )
+        .filter(pl.col("_mask") != 0)
         .collect()
     )
     if drawing.height == 0:
-        return covered, remaining, None
-    drawing = _with_period(drawing, "_local", "_period")
-    month = pl.col("_period") // 100 * 12 + pl.col("_period") % 100
-    first_month = drawing.select(month.min()).item()
-    drawing = drawing.with_columns((month - first_month).alias("_month"))
-    drawing = _sorted_by(drawing, ["_t", "_month"])
-    tp = pl.col("_t") * (1 << 32) + pl.col("_month")
-    drawing = drawing.with_columns((tp != tp.shift(1)).fill_null(True).alias("_start"))
-
-    tenant_index = tariff.tenant_frame.select("tenant_id").with_row_index("_t")
-    used_state = state.allowances.join(tenant_index, on="tenant_id", how="inner").select(
-        pl.col("_t").cast(pl.Int64),
-        _period_int(pl.col("period")).alias("_period"),
-        "allowance_index",
-        "used",
+        return covered, None
+    # Months are numbered from the batch's first one, so that they pack in few bits.
+    first_month = int(drawing["_month"].min())  # type: ignore[arg-type]
+    drawing = drawing.with_columns(pl.col("_month") - first_month)
+    step = _sorted_by(drawing, ["_t", "_month", "_i", "_mask", "_qty"]).rename({"_qty": "_left"})
+    new_group = (pl.col("_t") != pl.col("_t").shift(1)) | (
+        pl.col("_month") != pl.col("_month").shift(1)
     )
-    left = drawing["_qty"]
-    drawn_total = pl.repeat(0, drawing.height, dtype=pl.Int64, eager=True)
-    deltas: list[pl.DataFrame] = []
-    for j in range(positions):
-        cond: pl.Expr = pl.lit(False)
-        caps = [0] * len(plans)
-        for p_index, plan in enumerate(plans):
-            if j >= len(plan.allowances):
-                continue
-            allowance = plan.allowances[j]
-            caps[p_index] = allowance.quantity
-            this = (pl.col("_plan") == p_index) & (pl.col("_k") == KIND_CODE[allowance.kind])
-            if allowance.prefixes:
-                this = this & pl.col(flags[allowance.prefixes])
-            if allowance.direction != "any":
-                this = this & (pl.col("_dir") == DIRECTION_CODE[allowance.direction])
-            cond = cond | this
-        demand = pl.when(cond).then(pl.lit(left)).otherwise(0)
-        prior = used_state.filter(pl.col("allowance_index") == j).select("_t", "_period", "used")
-        step = drawing.select("_t", "_period", "_plan", "_start", demand.alias("_demand"))
-        if prior.height:
-            step = step.join(prior, on=["_t", "_period"], how="left", maintain_order="left")
-        else:
-            step = step.with_columns(pl.lit(None, dtype=pl.Int64).alias("used"))
-        avail = pl.max_horizontal(
-            _gather(caps, pl.col("_plan"), pl.Int64()) - pl.col("used").fill_null(0), pl.lit(0)
-        )
-        cum = _group_cum_sum(pl.col("_demand"), pl.col("_start"))
-        step = step.with_columns(cum.alias("_cum"), avail.alias("_avail"))
-        cum, avail = pl.col("_cum"), pl.col("_avail")
-        draw = step.select(
-            (pl.min_horizontal(avail, cum) - pl.min_horizontal(avail, cum - pl.col("_demand")))
-            .fill_null(0)
-            .alias("_draw")
-        )["_draw"]
-        if draw.max() in (None, 0):
-            continue
-        drawn = step.with_columns(draw).filter(pl.col("_draw") > 0)
-        left = left - draw
-        drawn_total = drawn_total + draw
-        deltas.append(
-            drawn.group_by(["_t", "_period"])
-            .agg((pl.col("used").first().fill_null(0) + pl.col("_draw").sum()).alias("used"))
-            .with_columns(pl.lit(j, dtype=pl.Int32).alias("allowance_index"))
-        )
-    if not deltas:
-        return covered, remaining, None
-    moved = drawing.select("_i", drawn_total.alias("_drawn")).filter(pl.col("_drawn") > 0)
-    covered.scatter(moved["_i"], moved["_drawn"])
-    remaining = w.select(pl.col("_qty") - covered)["_qty"]
-    allowances_delta = (
-        pl.concat(deltas)
-        .group_by(["_t", "_period", "allowance_index"])
-        .agg(pl.col("used").max())
-        .join(tenant_index.with_columns(pl.col("_t").cast(pl.Int64)), on="_t", how="left")
-        .select(
-            "tenant_id",
-            _period_text(pl.col("_period")).alias("period"),
+    step = step.with_columns(new_group.fill_null(True).alias("_start"))
+    step = step.with_columns((pl.col("_start").cum_sum() - 1).cast(pl.Int64).alias("_g"))
+    starts = step["_start"].arg_true()
+    absolute = pl.col("_month") + first_month
+    groups = step.select(pl.col("_t", "_month").gather(starts)).with_columns(
+        pl.lit(tariff.tenant_frame["_plan"]).gather(pl.col("_t")).cast(pl.Int64).alias("_plan"),
+        (absolute // 12 * 100 + absolute % 12 + 1).cast(pl.Int32).alias("_period"),
+    )
+
+    tenant_ids = tariff.tenant_frame["tenant_id"]
+    used_state = None
+    if state.allowances.height:
+        used_state = state.allowances.join(
+            tariff.tenant_frame.select("tenant_id").with_row_index("_t"),
+            on="tenant_id",
+            how="inner",
+        ).select(
+            pl.col("_t").cast(pl.Int64),
+            _period_int(pl.col("period")).alias("_period"),
             "allowance_index",
             "used",
         )
+    left = step["_left"].clone()
+    groups_of_rows = step["_g"]
+    drawn = pl.repeat(0, step.height, dtype=pl.Int64, eager=True)
+    deltas: list[pl.DataFrame] = []
+    for j in range(positions):
+        caps = [p.allowances[j].quantity if j < len(p.allowances) else 0 for p in plans]
+        used = pl.repeat(0, groups.height, dtype=pl.Int64, eager=True)
+        if used_state is not None:
+            prior = used_state.filter(pl.col("allowance_index") == j).select(
+                "_t", "_period", "used"
+            )
+            if prior.height:
+                used = (
+                    groups.join(prior, on=["_t", "_period"], how="left", maintain_order="left")[
+                        "used"
+                    ]
+                    .fill_null(0)
+                    .cast(pl.Int64)
+                )
+        cap = pl.Series(caps, dtype=pl.Int64).gather(groups["_plan"])
+        avail = (cap - used).clip(lower_bound=0)
+        if avail.max() in (None, 0):
+            continue
+        # Only the records this allowance applies to draw on it, in group order.
+        rows = step.select((pl.col("_mask") & (1 << j)) != 0).to_series().arg_true()
+        if rows.len() == 0:
+            continue
+        group = pl.col("_g")
+        stage = pl.DataFrame({"_g": groups_of_rows.gather(rows), "_d": left.gather(rows)})
+        stage = stage.with_columns(
+            _group_cum_sum(pl.col("_d"), (group != group.shift(1)).fill_null(True)).alias("_cum"),
+            pl.lit(avail).gather(group).alias("_avail"),
+        )
+        cum, group_avail = pl.col("_cum"), pl.col("_avail")
+        result = stage.select(
+            (
+                pl.min_horizontal(group_avail, cum)
+                - pl.min_horizontal(group_avail, cum - pl.col("_d"))
+            ).alias("_draw"),
+            "_d",
+            "_cum",
+            "_g",
+            "_avail",
+            (group != group.shift(-1)).fill_null(True).alias("_last"),
+        )
+        draw = result["_draw"]
+        if draw.max() in (None, 0):
+            continue
+        left.scatter(rows, result["_d"] - draw)
+        drawn.scatter(rows, drawn.gather(rows) + draw)
+        moved = (
+            result.filter("_last")
+            .select("_g", pl.min_horizontal(pl.col("_avail"), pl.col("_cum")).alias("_drawn"))
+            .filter(pl.col("_drawn") > 0)
+        )
+        deltas.append(
+            moved.select(
+                pl.lit(groups["_t"]).gather(pl.col("_g")).alias("_t"),
+                pl.lit(groups["_period"]).gather(pl.col("_g")).alias("_period"),
+                pl.lit(j, dtype=pl.Int32).alias("allowance_index"),
+                (pl.lit(used).gather(pl.col("_g")) + pl.col("_drawn")).alias("used"),
+            )
+        )
+    if not deltas:
+        return covered, None
+    moved_rows = step.select("_i", drawn.alias("_drawn")).filter(pl.col("_drawn") > 0)
+    covered.scatter(moved_rows["_i"], moved_rows["_drawn"])
+    allowances_delta = pl.concat(deltas).select(
+        pl.lit(tenant_ids).gather(pl.col("_t")).alias("tenant_id"),
+        _period_text(pl.col("_period")).alias("period"),
+        "allowance_index",
+        "used",
     )
-    return covered, remaining, allowances_delta
+    return covered, allowances_delta
 
 
-def _debit_prepaid(w: pl.DataFrame, n: int) -> tuple[pl.Series, pl.DataFrame, pl.DataFrame]:
+def _charges(tariff: Tariff, w: pl.DataFrame) -> pl.Series:
+    """charge_micros: exact numerators over D = 60 * 10**scale, rounded once in integers.
+
+    units = round(num * 10**decimals / D) for the tenant plan's decimals and rounding;
+    the power of ten is cancelled against D first, so the numbers stay small enough
+    for Int64 on ordinary decks (Int128, then Python integers, when they may not).
+    """
+    plans = [tariff.plans[p] for p in tariff.plan_ids]
+    rates = tariff.rates
+    scale = tariff.price_scale
+    charged = pl.col("_charged")
+    max_charged = w.select(charged.max()).item() or 0
+    multiplier = [10 ** max(0, d - scale) for d in range(7)]
+    divisor = [60 * 10 ** max(0, scale - d) for d in range(7)]
+    bound = (tariff.max_price_num * 60 * (max_charged + 1) + 1) * 2 * max(multiplier) + 2 * max(
+        divisor
+    )
+    big = pl.Int128()
+    exact = bound < _INT128_SAFE
+    dtype = pl.Int64() if bound < 2**62 else big
+    r = pl.col("_r")
+    cn, pn, mn = (
+        pl.lit(rates[c].cast(dtype)).gather(r) for c in ("connect_num", "price_num", "min_num")
+    )
+    k = pl.col("_k")
+    per_unit = pl.when(k == _CALL).then(charged).when(k == _SMS).then(charged * 60).otherwise(60)
+    base = pn * per_unit.cast(dtype)
+    zero = pl.lit(0, dtype=dtype)
+    numerator = (
+        pl.when(~pl.col("_rated") | pl.col("_zero"))
+        .then(zero)
+        .when(k == _CALL)
+        .then(
+            pl.when(charged == 0).then(zero).otherwise(pl.max_horizontal(mn * 60, cn * 60 + base))
+        )
+        .otherwise(base)
+    )
+    if not exact:
+        num = w.select(numerator.alias("_num"), "_p")
+        return _slow_micros(tariff, num, 60 * 10**scale)
+    p = pl.col("_p")
+    decimals = [pl_.decimals for pl_ in plans]
+    mult = [multiplier[d] for d in decimals]
+    div = [divisor[d] for d in decimals]
+    add = [
+        {"half_up": dv // 2, "up": dv - 1, "down": 0}[pl_.rounding]
+        for dv, pl_ in zip(div, plans, strict=True)
+    ]
+    unit = [10 ** (6 - d) for d in decimals]
+    units = (numerator * _gather(mult, p, dtype) + _gather(add, p, dtype)) // _gather(div, p, dtype)
+    micros = (units * _gather(unit, p, dtype)).cast(pl.Int64).fill_null(0)
+    return w.select(micros.alias("charge_micros")).to_series()
+
+
+def _debit_prepaid(
+    tariff: Tariff, tenants: dict[str, pl.Series], cdrs: pl.DataFrame, w: pl.DataFrame
+) -> tuple[pl.Series, pl.DataFrame, pl.DataFrame]:
     """Prepaid balances -> (balance_after per row, events, balances delta).
 
     Running debits per tenant in input order, seeded from the batch's start balance;
     alarms compare the balance before and after each debit.
     """
+    n = w.height
     prepaid = (
         w.lazy()
-        .filter(pl.col("_prepaid").fill_null(False))
         .select(
+            pl.col("_t").cast(pl.Int64),
             "_i",
-            "_t",
-            "_start",
-            "_threshold",
-            pl.col("charge_micros").alias("_debit"),
+            "charge_micros",
+            pl.lit(tenants["_prepaid"]).gather(pl.col("_t")).fill_null(False).alias("_pre"),
         )
+        .filter("_pre")
         .collect()
     )
-    prepaid = _sorted_by(prepaid, ["_t"])
     first = (pl.col("_t") != pl.col("_t").shift(1)).fill_null(True)
-    prepaid = prepaid.with_columns(
-        _group_cum_sum(pl.col("_debit"), first).alias("_spent"),
-        (pl.col("_t") != pl.col("_t").shift(-1)).fill_null(True).alias("_last"),
+    t = pl.col("_t")
+    rows = (
+        _sorted_by(prepaid, ["_t", "_i", "charge_micros"])
+        .rename({"charge_micros": "_debit"})
+        .with_columns(
+            _group_cum_sum(pl.col("_debit"), first).alias("_spent"),
+            (t != t.shift(-1)).fill_null(True).alias("_last"),
+        )
     )
-    after = pl.col("_start") - pl.col("_spent")
+    after = pl.lit(tenants["_start"]).gather(t) - pl.col("_spent")
     before = after + pl.col("_debit")
-    threshold = pl.col("_threshold")
-    prepaid = prepaid.with_columns(
+    threshold = pl.lit(tenants["_threshold"]).gather(t)
+    rows = rows.with_columns(
         after.alias("balance_micros"),
         ((before >= threshold) & (after < threshold)).alias("_low"),
         ((before > 0) & (after <= 0)).alias("_exh"),
     )
-    balance_after = _scatter(n, prepaid["_i"], prepaid["balance_micros"], pl.Int64())
+    balance_after = _scatter(n, rows["_i"], rows["balance_micros"], pl.Int64())
 
-    hits = (
-        prepaid.filter(pl.col("_low") | pl.col("_exh"))
-        .select("_i", "balance_micros", "_low", "_exh")
-        .sort("_i")
-    )
-    hits = hits.hstack(
-        w.select(
-            pl.col(c).gather(hits["_i"])
-            for c in ("tenant_id", "cdr_id", "_threshold", "_recharge", "_auto")
-        )
-    )
+    hits = rows.filter(pl.col("_low") | pl.col("_exh")).sort("_i")
     columns = [
-        "tenant_id",
-        "cdr_id",
+        pl.lit(tenants["tenant_id"]).gather(t).alias("tenant_id"),
+        pl.lit(cdrs["cdr_id"]).gather(pl.col("_i")).alias("cdr_id"),
         "balance_micros",
-        pl.col("_threshold").alias("threshold_micros"),
-        pl.col("_recharge").alias("recharge_amount_micros"),
-        pl.col("_auto").alias("auto_recharge"),
+        pl.lit(tenants["_threshold"]).gather(t).alias("threshold_micros"),
+        pl.lit(tenants["_recharge"]).gather(t).alias("recharge_amount_micros"),
+        pl.lit(tenants["_auto"]).gather(t).alias("auto_recharge"),
     ]
     low = hits.filter("_low").select(
         "_i", pl.lit(0).alias("_o"), pl.lit("low_balance").alias("event"), *columns
@@ -803,14 +955,18 @@ def _debit_prepaid(w: pl.DataFrame, n: int) -> tuple[pl.Series, pl.DataFrame, pl
         pl.concat([low, exh]).sort(["_i", "_o"]).select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
     )
     # Debits are never negative, so a tenant's balance moved iff it spent something.
-    moved = prepaid.filter(pl.col("_last") & (pl.col("_spent") != 0))
     balances_delta = (
-        moved.select(pl.col("_i"), "balance_micros")
-        .with_columns(w["tenant_id"].gather(moved["_i"]).alias("tenant_id"))
-        .select("tenant_id", "balance_micros")
+        rows.filter(pl.col("_last") & (pl.col("_spent") != 0))
+        .select(pl.lit(tenants["tenant_id"]).gather(t).alias("tenant_id"), "balance_micros")
         .sort("tenant_id")
     )
     return balance_after, events, balances_delta
+
+
+def _group_cum_sum(value: pl.Expr, start: pl.Expr) -> pl.Expr:
+    """Running sum of ``value`` restarting where ``start`` is true (rows sorted by group)."""
+    total = value.cum_sum()
+    return total - pl.when(start).then(total - value).otherwise(None).forward_fill()
 
 
 def _charge_text(micros: pl.Expr, decimals: pl.Expr) -> pl.Expr:
@@ -829,16 +985,16 @@ def _charge_text(micros: pl.Expr, decimals: pl.Expr) -> pl.Expr:
     )
 
 
-def _slow_micros(w: pl.DataFrame, denominator: int) -> pl.Series:
+def _slow_micros(tariff: Tariff, num: pl.DataFrame, denominator: int) -> pl.Series:
     """Exact charges with Python integers, for decks whose numbers could overflow Int128."""
-    rounding_names = {v: k for k, v in _ROUNDING_CODE.items()}
     out: list[int] = []
-    for num, decimals, rounding in w.select("_num", "_decimals", "_rounding").iter_rows():
-        if not num:
+    for value, plan in num.select("_num", "_p").iter_rows():
+        if not value:
             out.append(0)
             continue
-        units = round_div(num * 10**decimals, denominator, rounding_names[rounding])
-        out.append(units * 10 ** (6 - decimals))
+        p = tariff.plans[tariff.plan_ids[plan]]
+        units = round_div(value * 10**p.decimals, denominator, p.rounding)
+        out.append(units * 10 ** (6 - p.decimals))
     return pl.Series("charge_micros", out, dtype=pl.Int64)
 
 

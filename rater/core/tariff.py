@@ -128,6 +128,223 @@ class Tenant(_Model):
     auto_recharge: bool = False
 
 
+_PAD = 10**MAX_PREFIX_DIGITS
+# Above this many entries the band/date table is kept as searched segments instead.
+DENSE_INDEX_LIMIT = 1 << 23
+
+
+@dataclass(frozen=True)
+class RateIndex:
+    """Rate selection (longest prefix, band, dates, tie-breaks) as two array lookups.
+
+    Prefixes: a rate prefix of a (plan, kind, direction) group is the interval of
+    keys ``group * 10**15 + callee digits padded with zeros to 15`` that start with
+    it. The nested intervals of the deck are flattened into disjoint ones, each
+    naming the longest prefix ("node") covering it, so one search in ``starts``
+    gives ``nodes``, the longest prefix of a callee. A callee shorter than that
+    prefix only met it through its zero padding; its ``parent`` chain (the longest
+    shorter prefix in the group) leads to the longest one no longer than the callee.
+
+    Bands and dates: the deck's distinct effective dates (``boundaries``) cut time
+    into ``epochs`` (the epoch of t is the number of boundaries <= t), in which the
+    set of valid rows is constant. For every node, band slot (0 = no band, b + 1 =
+    band b; ``slots`` per node) and epoch, the table names the row rule 7 selects
+    among the rows of the node and of its shorter prefixes (longest valid prefix
+    applicable to the band, then a named band over ``any``, then the latest
+    effective_from), or -1 when none applies and the fallback plan is next. It is
+    ``dense`` (indexed by (node * slots + slot) * epochs + epoch) when small
+    enough, else segments: sorted ``keys`` (the same index at each segment start)
+    and their ``rows``.
+    """
+
+    starts: pl.Series
+    nodes: pl.Series
+    node_length: pl.Series
+    parent: pl.Series
+    boundaries: pl.Series
+    slots: int
+    epochs: int
+    dense: pl.Series | None
+    keys: pl.Series
+    rows: pl.Series
+
+
+def _empty_index() -> RateIndex:
+    return RateIndex(
+        starts=pl.Series([-1], dtype=pl.Int64),
+        nodes=pl.Series([-1], dtype=pl.Int32),
+        node_length=pl.Series([], dtype=pl.Int64),
+        parent=pl.Series([], dtype=pl.Int32),
+        boundaries=pl.Series([], dtype=pl.Int64),
+        slots=1,
+        epochs=1,
+        dense=pl.Series([], dtype=pl.Int32),
+        keys=pl.Series([], dtype=pl.Int64),
+        rows=pl.Series([], dtype=pl.Int32),
+    )
+
+
+def _flatten_prefixes(
+    groups: list[int], prefixes: list[str]
+) -> tuple[list[int], list[int], list[int]]:
+    """Parents of the nodes, and disjoint interval starts with the deepest node of each."""
+    node_of = {(g, p): i for i, (g, p) in enumerate(zip(groups, prefixes, strict=True))}
+    parent: list[int] = []
+    for g, p in zip(groups, prefixes, strict=True):
+        found = -1
+        for length in range(len(p) - 1, -1, -1):
+            found = node_of.get((g, p[:length]), -1)
+            if found >= 0:
+                break
+        parent.append(found)
+    lo = [
+        g * _PAD + (int(p) * 10 ** (MAX_PREFIX_DIGITS - len(p)) if p else 0)
+        for g, p in zip(groups, prefixes, strict=True)
+    ]
+    hi = [low + 10 ** (MAX_PREFIX_DIGITS - len(p)) for low, p in zip(lo, prefixes, strict=True)]
+    # A sweep over the laminar family: at every start or end of an interval, the
+    # deepest open interval covers what follows (a later entry at the same key wins).
+    covering: dict[int, int] = {-1: -1}
+    stack: list[int] = []
+
+    def close(upto: int | None) -> None:
+        while stack and (upto is None or hi[stack[-1]] <= upto):
+            end = hi[stack.pop()]
+            covering[end] = stack[-1] if stack else -1
+
+    for node in sorted(range(len(lo)), key=lambda i: (lo[i], len(prefixes[i]))):
+        close(lo[node])
+        stack.append(node)
+        covering[lo[node]] = node
+    close(None)
+    starts = sorted(covering)
+    return parent, starts, [covering[k] for k in starts]
+
+
+def _rate_index(
+    keyed: pl.DataFrame, band_counts: list[int], *, dense_limit: int = DENSE_INDEX_LIMIT
+) -> RateIndex:
+    """Build the :class:`RateIndex` of ``keyed`` (r_idx, group, prefix, r_band, r_from, r_to, plan)."""
+    if keyed.height == 0:
+        return _empty_index()
+    nodes = keyed.select("group", "prefix").unique().sort("group", "prefix")
+    groups, prefixes = nodes["group"].to_list(), nodes["prefix"].to_list()
+    parent, starts, covering = _flatten_prefixes(groups, prefixes)
+    count = nodes.height
+    nodes = nodes.with_row_index("node").with_columns(pl.col("node").cast(pl.Int64))
+    rows = keyed.join(nodes, on=["group", "prefix"], how="inner").select(
+        pl.col("node").alias("anc"),
+        "r_idx",
+        pl.col("prefix").str.len_bytes().cast(pl.Int64).alias("length"),
+        "r_band",
+        "r_from",
+        "r_to",
+        "plan",
+    )
+    boundaries = (
+        pl.concat([rows["r_from"], rows["r_to"].filter(rows["r_to"] != OPEN_END_US)])
+        .unique()
+        .sort()
+        .alias("b")
+    )
+    epochs = boundaries.len() + 1
+    rows = rows.with_columns(
+        pl.lit(boundaries)
+        .search_sorted(pl.col("r_from"), side="right")
+        .cast(pl.Int64)
+        .alias("e_from"),
+        pl.when(pl.col("r_to") == OPEN_END_US)
+        .then(pl.lit(epochs, dtype=pl.Int64))
+        .otherwise(pl.lit(boundaries).search_sorted(pl.col("r_to"), side="right").cast(pl.Int64))
+        .alias("e_to"),
+    )
+    parents = pl.Series("p", parent, dtype=pl.Int64)
+    link = pl.DataFrame({"node": pl.int_range(count, eager=True, dtype=pl.Int64)}).with_columns(
+        pl.col("node").alias("anc")
+    )
+    chain = [link]
+    while link.height:
+        link = link.with_columns(pl.lit(parents).gather(pl.col("anc")).alias("anc")).filter(
+            pl.col("anc") >= 0
+        )
+        chain.append(link)
+    candidates = pl.concat(chain).join(rows, on="anc", how="inner")
+    slots = 1 + max(band_counts, default=0)
+    slot_frame = pl.DataFrame({"slot": pl.int_range(slots, eager=True, dtype=pl.Int64)})
+    counts = pl.Series(band_counts, dtype=pl.Int64)
+    candidates = pl.concat(
+        [
+            candidates.filter(pl.col("r_band") >= 0).with_columns(
+                (pl.col("r_band").cast(pl.Int64) + 1).alias("slot")
+            ),
+            candidates.filter(pl.col("r_band") < 0)
+            .join(slot_frame, how="cross")
+            .filter(pl.col("slot") <= pl.lit(counts).gather(pl.col("plan"))),
+        ]
+    ).select(
+        (pl.col("node") * slots + pl.col("slot")).alias("cell"),
+        "r_idx",
+        "length",
+        "r_band",
+        "r_from",
+        "e_from",
+        "e_to",
+    )
+    # Segment starts of every cell: the epochs where one of its rows starts or ends.
+    cell = pl.col("cell") * epochs
+    point_keys = (
+        pl.concat(
+            [
+                candidates.select((cell + pl.col("e_from")).alias("key")),
+                candidates.filter(pl.col("e_to") < epochs).select(
+                    (cell + pl.col("e_to")).alias("key")
+                ),
+                candidates.select(cell.alias("key")),
+            ]
+        )["key"]
+        .unique()
+        .sort()
+    )
+    points = pl.DataFrame({"key": point_keys}).with_columns(
+        (pl.col("key") // epochs).alias("cell"), (pl.col("key") % epochs).alias("e")
+    )
+    best = (
+        points.join(candidates, on="cell", how="inner")
+        .filter((pl.col("e_from") <= pl.col("e")) & (pl.col("e") < pl.col("e_to")))
+        .sort(["key", "length", "r_band", "r_from"], descending=[False, True, True, True])
+        .unique("key", keep="first", maintain_order=True)
+        .select("key", "r_idx")
+    )
+    segments = points.join(best, on="key", how="left", maintain_order="left").with_columns(
+        pl.col("r_idx").fill_null(-1).cast(pl.Int32)
+    )
+    size = count * slots * epochs
+    dense: pl.Series | None = None
+    if size <= dense_limit:
+        end = (
+            pl.when(pl.col("cell").shift(-1) == pl.col("cell"))
+            .then(pl.col("key").shift(-1))
+            .otherwise(pl.col("cell") * epochs + epochs)
+        )
+        filled = segments.select(pl.int_ranges(pl.col("key"), end).alias("at"), "r_idx").explode(
+            "at", empty_as_null=False
+        )
+        dense = pl.repeat(-1, size, dtype=pl.Int32, eager=True)
+        dense.scatter(filled["at"], filled["r_idx"])
+    return RateIndex(
+        starts=pl.Series("starts", starts, dtype=pl.Int64),
+        nodes=pl.Series("nodes", covering, dtype=pl.Int32),
+        node_length=nodes["prefix"].str.len_bytes().cast(pl.Int64),
+        parent=pl.Series("parent", parent, dtype=pl.Int32),
+        boundaries=boundaries,
+        slots=slots,
+        epochs=epochs,
+        dense=dense,
+        keys=segments["key"],
+        rows=segments["r_idx"],
+    )
+
+
 @dataclass(frozen=True)
 class Tariff:
     """A loaded, validated tariff plus the lookup tables the engine joins against.
@@ -149,14 +366,8 @@ class Tariff:
     plan_timezone_index: tuple[int, ...] = ()
     # Band code per (plan, minute of the local week): plan * MINUTES_PER_WEEK + minute.
     band_table: pl.Series = field(default_factory=lambda: pl.Series(dtype=pl.Int16))
-    # Prefix length -> frame(key, r_band, r_from, r_to, r_idx); see rating.py for the key.
-    # Sorted by key, then by preference (a named band before `any`, then the latest
-    # effective_from), so the first row of a key that applies is the one to take.
-    rate_tables: dict[int, pl.DataFrame] = field(default_factory=dict)
-    # Band slots per key in rate_tables (0: keys carry no band); see _build.
-    band_slots: int = 0
-    # Prefix lengths present per plan, longest first.
-    plan_prefix_lengths: tuple[tuple[int, ...], ...] = ()
+    # Longest-prefix rate selection tables; see :class:`RateIndex`.
+    rate_index: RateIndex = field(default_factory=lambda: _empty_index())
     tenant_frame: pl.DataFrame = field(default_factory=pl.DataFrame)
     max_price_num: int = 0
 
@@ -657,7 +868,7 @@ def _build(
     rates: pl.DataFrame,
     scale: int,
     *,
-    banded: bool = True,
+    dense_limit: int = DENSE_INDEX_LIMIT,
 ) -> Tariff:
     plan_ids = tuple(plans)
     if len(plan_ids) > MAX_PLANS:
@@ -668,60 +879,31 @@ def _build(
     fallback = tuple(index[plans[p].fallback] if plans[p].fallback else -1 for p in plan_ids)  # type: ignore[index]
     band_table = pl.concat([band_week_table(plans[p].bands) for p in plan_ids])
 
-    band_code = {(p, b.name): i for p in plan_ids for i, b in enumerate(plans[p].bands)}
-    keyed = rates.with_row_index("r_idx").select(
-        pl.col("r_idx").cast(pl.Int32),
-        pl.col("prefix").str.len_bytes().cast(pl.Int64).alias("length"),
-        (
-            pl.col("plan_id").replace_strict(index, return_dtype=pl.Int64) * GROUPS_PER_PLAN
-            + pl.col("kind").replace_strict(KIND_CODE, return_dtype=pl.Int64) * len(DIRECTIONS)
-            + pl.col("direction").replace_strict(DIRECTION_CODE, return_dtype=pl.Int64)
-        ).alias("group"),
-        pl.when(pl.col("prefix") == "")
-        .then(0)
-        .otherwise(pl.col("prefix").cast(pl.Int64, strict=False))
-        .alias("value"),
-        pl.struct("plan_id", "band")
-        .map_elements(lambda s: band_code.get((s["plan_id"], s["band"]), -1), return_dtype=pl.Int32)
-        .alias("r_band")
-        if rates.height
-        else pl.lit(-1, dtype=pl.Int32).alias("r_band"),
-        pl.col("effective_from").cast(pl.Int64).alias("r_from"),
-        pl.col("effective_to").cast(pl.Int64).fill_null(OPEN_END_US).alias("r_to"),
-        pl.col("plan_id").replace_strict(index, return_dtype=pl.Int64).alias("plan"),
+    band_codes = pl.DataFrame(
+        [(p, b.name, i) for p in plan_ids for i, b in enumerate(plans[p].bands)],
+        schema={"plan_id": pl.String, "band": pl.String, "r_band": pl.Int32},
+        orient="row",
     )
-    # With few enough plans and bands, the key also carries a band slot (0 = no band,
-    # b + 1 = band b) and rows of band `any` are repeated for every slot of their plan,
-    # so a record meets only the rows of its own band and `any`.
-    slots = 1 + max((len(plans[p].bands) for p in plan_ids), default=0)
-    if not banded or len(plan_ids) * GROUPS_PER_PLAN * slots * 10**MAX_PREFIX_DIGITS >= 2**63:
-        slots = 0
-    if slots:
-        band_count = pl.Series([len(plans[p].bands) for p in plan_ids], dtype=pl.Int64)
-        keyed = (
-            keyed.join(pl.DataFrame({"slot": pl.int_range(slots, eager=True)}), how="cross")
-            .filter(
-                pl.when(pl.col("r_band") == -1)
-                .then(pl.col("slot") <= pl.lit(band_count).gather(pl.col("plan")))
-                .otherwise(pl.col("slot") == pl.col("r_band") + 1)
-            )
-            .with_columns(pl.col("value") * slots + pl.col("slot"))
+    keyed = (
+        rates.with_row_index("r_idx")
+        .join(band_codes, on=["plan_id", "band"], how="left", maintain_order="left")
+        .select(
+            pl.col("r_idx").cast(pl.Int32),
+            (
+                pl.col("plan_id").replace_strict(index, return_dtype=pl.Int64) * GROUPS_PER_PLAN
+                + pl.col("kind").replace_strict(KIND_CODE, return_dtype=pl.Int64) * len(DIRECTIONS)
+                + pl.col("direction").replace_strict(DIRECTION_CODE, return_dtype=pl.Int64)
+            ).alias("group"),
+            "prefix",
+            pl.col("r_band").fill_null(-1),
+            pl.col("effective_from").cast(pl.Int64).alias("r_from"),
+            pl.col("effective_to").cast(pl.Int64).fill_null(OPEN_END_US).alias("r_to"),
+            pl.col("plan_id").replace_strict(index, return_dtype=pl.Int64).alias("plan"),
         )
-    key_scale = max(slots, 1)
-    rate_tables: dict[int, pl.DataFrame] = {}
-    for (length,), part in keyed.partition_by("length", as_dict=True).items():
-        assert isinstance(length, int)
-        rate_tables[length] = part.select(
-            (pl.col("group") * (10**length * key_scale) + pl.col("value")).alias("key"),
-            "r_band",
-            "r_from",
-            "r_to",
-            "r_idx",
-        ).sort(["key", "r_band", "r_from"], descending=[False, True, True])
-    lengths_by_plan: list[tuple[int, ...]] = []
-    for i in range(len(plan_ids)):
-        present = keyed.filter(pl.col("plan") == i)["length"].unique().to_list()
-        lengths_by_plan.append(tuple(sorted(present, reverse=True)))
+    )
+    rate_index = _rate_index(
+        keyed, [len(plans[p].bands) for p in plan_ids], dense_limit=dense_limit
+    )
 
     tenant_rows = [
         {
@@ -761,9 +943,7 @@ def _build(
         timezones=timezones,
         plan_timezone_index=tz_index,
         band_table=band_table,
-        rate_tables=rate_tables,
-        band_slots=slots,
-        plan_prefix_lengths=tuple(lengths_by_plan),
+        rate_index=rate_index,
         tenant_frame=tenant_frame,
         max_price_num=max_num,
     )

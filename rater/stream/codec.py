@@ -17,6 +17,7 @@ from rater.settings import Settings
 
 __all__ = [
     "Decoded",
+    "cdr_bodies",
     "decode_cdrs",
     "decode_topups",
     "empty_cdr_frame",
@@ -120,9 +121,22 @@ def _as_time(value: Any) -> Any:
     return value
 
 
-def encode_rated(settings: Settings, rated: pl.DataFrame) -> list[bytes]:
+def cdr_bodies(
+    settings: Settings, values: list[bytes | None], good: list[int]
+) -> list[bytes] | None:
+    """The Avro bodies of the decoded CDRs (None for JSON input): the rated record starts
+    with exactly these bytes, so encoding it only has to append the rating fields."""
+    if settings.stream.input_format == "json" or not good:
+        return None
+    framed, _ = _framing(settings, "cdr")
+    return wire.unframe_bodies([values[i] or b"" for i in good], framed)
+
+
+def encode_rated(
+    settings: Settings, rated: pl.DataFrame, bodies: list[bytes] | None = None
+) -> list[bytes]:
     _, schema_id = _framing(settings, "rated")
-    return wire.encode_rated(rated, schema_id)
+    return wire.encode_rated(rated, schema_id, cdr_bodies=bodies)
 
 
 def encode_events(settings: Settings, events: pl.DataFrame) -> list[bytes]:

@@ -28,13 +28,18 @@ class InputBatch:
     def __len__(self) -> int:
         return len(self.cdrs) + len(self.topups)
 
-    def add(self, msg: Any, is_cdr: bool) -> None:
-        if not self.received_at:
+    def add_all(self, msgs: list[Any], cdr_topic: str) -> None:
+        """Add error-free messages, in consumption order (a tight loop: it sees every one)."""
+        if msgs and not self.received_at:
             self.received_at = time.monotonic()
-        tp = (msg.topic(), msg.partition())
-        self.first.setdefault(tp, msg.offset())
-        self.last[tp] = msg.offset()
-        (self.cdrs if is_cdr else self.topups).append(msg)
+        cdrs, topups, first, last = self.cdrs, self.topups, self.first, self.last
+        for msg in msgs:
+            tp = (msg.topic(), msg.partition())
+            offset = msg.offset()
+            if tp not in last:
+                first[tp] = offset
+            last[tp] = offset
+            (cdrs if tp[0] == cdr_topic else topups).append(msg)
 
     def drop_partitions(self, gone: set[tuple[str, int]]) -> None:
         """Forget messages of partitions this process no longer owns."""
@@ -55,7 +60,7 @@ def collect_batch(
     max_records: int,
     max_wait_s: float,
     should_stop: Callable[[], bool],
-) -> InputBatch:
+) -> None:
     """Fill ``batch`` until ``max_records`` messages, ``max_wait_s`` elapsed, or the input is
     idle. A rebalance inside ``consume`` may drop messages from ``batch`` meanwhile."""
     deadline = time.monotonic() + max_wait_s
@@ -66,14 +71,17 @@ def collect_batch(
         msgs = consume(min(max_records - len(batch), 20_000), remaining)
         if not msgs and len(batch):
             break  # drained what there is: rate it now rather than wait
-        for msg in msgs:
-            err = msg.error()
-            if err is None:
-                batch.add(msg, msg.topic() == cdr_topic)
-            elif err.code() == KafkaError._PARTITION_EOF:
-                continue
-            elif err.fatal():
-                raise KafkaException(err)
-            else:
-                log.warning("consumer: %s", err)
-    return batch
+        good = [m for m in msgs if m.error() is None]
+        if len(good) < len(msgs):
+            _report_errors(msgs)
+        batch.add_all(good, cdr_topic)
+
+
+def _report_errors(msgs: list[Any]) -> None:
+    for msg in msgs:
+        err = msg.error()
+        if err is None or err.code() == KafkaError._PARTITION_EOF:
+            continue
+        if err.fatal():
+            raise KafkaException(err)
+        log.warning("consumer: %s", err)

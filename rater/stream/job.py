@@ -9,6 +9,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -75,6 +77,8 @@ class RaterJob:
             if out.duckdb_path
             else None
         )
+        # Parquet writing runs outside the GIL: one thread overlaps it with producing.
+        self._files = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sinks")
         self.consumer: Any = None
         self.producer: Any = None
 
@@ -85,7 +89,8 @@ class RaterJob:
 
         1. rate: decode, apply top-ups, rate CDRs against each partition's state.
         2. write sinks: Parquet files named by topic-partition-offset range (a replay of
-           the same offsets replaces them, see sinks.dataset).
+           the same offsets replaces them, see sinks.dataset). The files are written by a
+           background thread while 3 and 4 run, and are complete before 5.
         3. produce: rated records, balance events, dead letters and the state changelog,
            all inside one Kafka transaction.
         4. send offsets: the input offsets after the batch join the same transaction.
@@ -94,26 +99,33 @@ class RaterJob:
         """
         with _stage("rate"):  # 1
             out = rate_step(self.settings, self.tariff, batch, self.states, self.meta)
-        with _stage("sinks"):  # 2
-            for sb in out.rated_sinks:
-                self.rated_sink.write(sb)
-            for sb in out.event_sinks:
-                self.event_sink.write(sb)
-        with _stage("produce"):  # 3
-            self.producer.begin_transaction()
-            self._produce(out)
-        with _stage("send_offsets"):  # 4
-            offsets = [TopicPartition(t, p, last + 1) for (t, p), last in batch.last.items()]
-            group = self.consumer.consumer_group_metadata()
-            _bounded(
-                lambda: self.producer.send_offsets_to_transaction(offsets, group, 15),
-                20,
-                "send_offsets_to_transaction",
-            )
+        sinks_written = self._files.submit(self._write_sinks, out)  # 2
+        try:
+            with _stage("produce"):  # 3
+                self.producer.begin_transaction()
+                self._produce(out)
+            with _stage("send_offsets"):  # 4
+                offsets = [TopicPartition(t, p, last + 1) for (t, p), last in batch.last.items()]
+                group = self.consumer.consumer_group_metadata()
+                _bounded(
+                    lambda: self.producer.send_offsets_to_transaction(offsets, group, 15),
+                    20,
+                    "send_offsets_to_transaction",
+                )
+        finally:
+            with _stage("sinks"):  # never leave a file being written behind this function
+                futures.wait([sinks_written])
+        sinks_written.result()  # a sink that failed stops the batch before it commits
         with _stage("commit"):  # 5
             self._commit_transaction()
         self._adopt(out)
         return out
+
+    def _write_sinks(self, out: BatchOutput) -> None:
+        for sb in out.rated_sinks:
+            self.rated_sink.write(sb)
+        for sb in out.event_sinks:
+            self.event_sink.write(sb)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -137,6 +149,7 @@ class RaterJob:
                 self._close_clients()
                 time.sleep(1.0)
         self._close_clients()
+        self._files.shutdown(wait=True)
         if self.catalog is not None:
             self.catalog.refresh()
         return self.summary

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,9 +34,9 @@ class OutBlock:
 
     topic: str
     partition: int
-    keys: list[bytes | None]
-    values: list[bytes | None]
-    headers: list[list[tuple[str, bytes]]] | None = None
+    keys: Sequence[bytes | None]
+    values: Sequence[bytes | None]
+    headers: Sequence[list[tuple[str, bytes]]] | None = None
 
 
 @dataclass
@@ -99,8 +100,11 @@ def rate_step(
 
         # CDRs: decode in bulk, rate with the partition's state.
         cdr_frame = codec.empty_cdr_frame()
+        bodies = None
         if cdr_msgs:
-            decoded = codec.decode_cdrs(settings, [m.value() for m in cdr_msgs])
+            values = [m.value() for m in cdr_msgs]
+            decoded = codec.decode_cdrs(settings, values)
+            bodies = codec.cdr_bodies(settings, values, decoded.good)
             for idx, reason in decoded.failures:
                 dead.append((cdr_msgs[idx], reason))
             out.counts["consumed"] += len(cdr_msgs)
@@ -142,7 +146,7 @@ def rate_step(
             out.rated_sinks.append(SinkBatch(topics.cdrs, p, first, last, generation, rated_rows))
             out.event_sinks.append(SinkBatch(topics.cdrs, p, first, last, generation, events))
             out.blocks.append(
-                OutBlock(topics.rated, p, _keys(rated), list(codec.encode_rated(settings, rated)))
+                OutBlock(topics.rated, p, _keys(rated), codec.encode_rated(settings, rated, bodies))
             )
         if events.height:
             ekeys = _keys(events)

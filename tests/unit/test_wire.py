@@ -263,3 +263,174 @@ def test_vectorized_varint_length_matches_the_encoder() -> None:
     xs += [s * 2**k + d for k in range(1, 63) for d in (-1, 0, 1) for s in (1, -1)]
     got = pl.DataFrame({"x": xs}, schema={"x": pl.Int64}).select(wire._varint_len(pl.col("x")))
     assert got.to_series().to_list() == [len(wire._varint_slow(x)) for x in xs]
+
+
+# --------------------------------------------------------------------------- bulk encoders
+#
+# The bulk encoders pick, per column, a dictionary (few distinct values) or a vectorized
+# varint/string encoding; both must be byte-identical to fastavro for any value.
+
+I64 = st.integers(-(2**63), 2**63 - 1)
+I32 = st.integers(-(2**31), 2**31 - 1)
+TEXT = st.text(max_size=12) | st.sampled_from(["", "é", "日本語", "a" * 200, "\x00\x80"])
+
+
+def _nullable(s: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.none() | s
+
+
+CDR_ROW = st.fixed_dictionaries(
+    {
+        "cdr_id": TEXT,
+        "tenant_id": TEXT,
+        "user_id": _nullable(TEXT),
+        "team_id": _nullable(TEXT),
+        "kind": st.sampled_from(["call", "sms", "ring_through"]),
+        "direction": st.sampled_from(["inbound", "outbound"]),
+        "caller": TEXT,
+        "callee": TEXT,
+        "start_time": I64,
+        "answer_time": _nullable(I64),
+        "end_time": I64,
+        "hold_ms": I64,
+        "segments": I32,
+    }
+)
+RATED_EXTRA = st.fixed_dictionaries(
+    {
+        "status": st.sampled_from(["rated", "unrated", "invalid", "duplicate"]),
+        "reason": _nullable(TEXT),
+        "plan_id": _nullable(TEXT),
+        "rate_prefix": _nullable(TEXT),
+        "band": _nullable(TEXT),
+        "billed_seconds": _nullable(I64),
+        "covered": _nullable(I64),
+        "charge_micros": I64,
+        "charge": TEXT,
+        "currency": _nullable(TEXT),
+        "balance_after_micros": _nullable(I64),
+        "source_topic": TEXT,
+        "source_partition": I32,
+        "source_offset": I64,
+    }
+)
+RATED_ROW = st.builds(lambda a, b: {**a, **b}, CDR_ROW, RATED_EXTRA)
+
+
+def _dtypes(name: str) -> dict[str, pl.DataType]:
+    """Polars dtypes of schema ``name``, timestamps as Int64 micros."""
+    kinds = {"string": pl.String(), "enum": pl.String(), "int": pl.Int32()}
+    return {f.name: kinds.get(f.kind, pl.Int64()) for f in wire._fields(name)}
+
+
+def _frame(name: str, rows: list[dict[str, Any]], datetimes: bool) -> pl.DataFrame:
+    frame = pl.DataFrame(rows, schema=_dtypes(name), orient="row")
+    if datetimes:
+        ts = [f.name for f in wire._fields(name) if f.kind == "ts"]
+        # Polars datetimes hold the same int64 micros; only these are exactly representable.
+        frame = frame.with_columns(pl.col(ts).cast(pl.Datetime("us", "UTC")))
+    return frame
+
+
+@pytest.fixture(params=["dictionary", "vectorized"])
+def encoding(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with dictionary encoding of low-cardinality columns on, and off."""
+    if request.param == "vectorized":
+        monkeypatch.setattr(wire, "_SAMPLE_DISTINCT", -1)
+    return str(request.param)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    rows=st.lists(RATED_ROW, min_size=1, max_size=30),
+    schema_id=st.none() | st.integers(0, 2**31 - 1),
+    datetimes=st.booleans(),
+)
+def test_encode_rated_is_fastavro_with_and_without_cdr_bodies(
+    encoding: str, rows: list[dict[str, Any]], schema_id: int | None, datetimes: bool
+) -> None:
+    frame = _frame("rated", rows, datetimes)
+    want = [wire.frame_message(fastavro_bytes("rated", r), schema_id) for r in rows]
+    assert wire.encode_rated(frame, schema_id) == want
+    cdr_names = [f.name for f in wire._fields("cdr")]
+    bodies = [fastavro_bytes("cdr", {k: r[k] for k in cdr_names}) for r in rows]
+    assert wire.encode_rated(frame, schema_id, cdr_bodies=bodies) == want
+    # The CDR columns are not read when the bodies are given.
+    tail_only = frame.drop(cdr_names)
+    assert wire.encode_rated(tail_only, schema_id, cdr_bodies=bodies) == want
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(rows=st.lists(CDR_ROW, min_size=1, max_size=30), datetimes=st.booleans())
+def test_encode_cdrs_is_fastavro(
+    encoding: str, rows: list[dict[str, Any]], datetimes: bool
+) -> None:
+    frame = _frame("cdr", rows, datetimes)
+    assert wire.encode_cdrs(frame) == [fastavro_bytes("cdr", r) for r in rows]
+    assert wire.encode_cdrs(frame, 5) == [
+        wire.frame_message(fastavro_bytes("cdr", r), 5) for r in rows
+    ]
+
+
+def test_bulk_varints_at_every_byte_and_chunk_boundary(encoding: str) -> None:
+    edges = [0, 1, -1, 2**63 - 1, -(2**63), 2**63 - 2, -(2**63) + 1]
+    for bits in range(1, 64):
+        for d in (-2, -1, 0, 1):
+            edges += [2**bits + d, -(2**bits) + d]
+    edges = [x for x in edges if -(2**63) <= x < 2**63]
+    rows = [
+        {**rated_row(i), "hold_ms": x, "charge_micros": -x - 1 if x >= 0 else x, "source_offset": x,
+         "balance_after_micros": None if i % 3 == 0 else x, "billed_seconds": x // 2}
+        for i, x in enumerate(edges)
+    ]  # fmt: skip
+    frame = pl.DataFrame(rows).with_columns(pl.col("source_partition").cast(pl.Int32))
+    assert wire.encode_rated(frame) == [fastavro_bytes("rated", r) for r in rows]
+
+
+def test_long_strings_need_multi_byte_lengths(encoding: str) -> None:
+    # 20,000 bytes: a length varint of 3 bytes (two 14-bit chunks).
+    rows = [
+        cdr(i, caller="x" * n, team_id="é" * n)
+        for i, n in enumerate([0, 63, 64, 8191, 8192, 20_000])
+    ]
+    frame = pl.DataFrame(rows, schema=CDR_SCHEMA)
+    assert wire.encode_cdrs(frame) == [fastavro_bytes("cdr", r) for r in rows]
+
+
+def test_bulk_encoders_reject_what_avro_cannot_hold() -> None:
+    frame = pl.DataFrame([rated_row(i) for i in range(10)]).with_columns(
+        pl.col("source_partition").cast(pl.Int32)
+    )
+    bad = {
+        "status": pl.lit("maybe"),
+        "charge": pl.lit(None, pl.String),
+        "source_partition": pl.lit(2**31, pl.Int64),
+        "charge_micros": pl.lit(1.5),
+    }
+    for column, value in bad.items():
+        with pytest.raises(ValueError, match=column):
+            wire.encode_rated(frame.with_columns(value.alias(column)))
+    with pytest.raises(ValueError, match="lacks"):
+        wire.encode_rated(frame.drop("currency"))
+    with pytest.raises(ValueError, match="bodies"):
+        wire.encode_rated(frame, cdr_bodies=[b""] * 9)
+    assert wire.encode_rated(frame.head(0), cdr_bodies=[]) == []
+    assert wire.encode_cdrs(pl.DataFrame(schema=CDR_SCHEMA)) == []
+
+
+def test_large_batches_use_both_encodings_and_agree() -> None:
+    # 5,000 rows: cdr_id and source_offset are high-cardinality, the rest dictionary-coded.
+    rows = [rated_row(i) for i in range(5000)]
+    frame = pl.DataFrame(rows).with_columns(pl.col("source_partition").cast(pl.Int32))
+    bodies = wire.unframe_bodies(wire.encode_cdrs(frame, schema_id=2), framed=True)
+    got = wire.encode_rated(frame, 4, cdr_bodies=bodies)
+    assert got == [wire.frame_message(fastavro_bytes("rated", r), 4) for r in rows]
+    assert wire.unframe_bodies(bodies, framed=False) == bodies

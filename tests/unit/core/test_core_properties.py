@@ -104,12 +104,12 @@ def test_prepaid_debits_equal_balance_change(tmp_path: Path, rows: list[dict[str
 
 def _variants(tariff: Tariff) -> list[Tariff]:
     """The same tariff driving the engine's other code paths (same results expected)."""
-    unbanded = tariff_module._build(
-        tariff.plans, tariff.tenants, tariff.rates, tariff.price_scale, banded=False
+    segmented = tariff_module._build(
+        tariff.plans, tariff.tenants, tariff.rates, tariff.price_scale, dense_limit=0
     )
-    assert unbanded.band_slots == 0 and tariff.band_slots > 0
+    assert segmented.rate_index.dense is None and tariff.rate_index.dense is not None
     return [
-        unbanded,
+        segmented,
         dataclasses.replace(tariff, max_price_num=2**70),  # Int128 charges
         dataclasses.replace(tariff, max_price_num=2**130),  # Python-integer charges
     ]
@@ -144,7 +144,7 @@ far_apart = st.lists(
 def test_engine_paths_agree(
     tmp_path: Path, rows: list[dict[str, Any]], spread: list[dict[str, Any]]
 ) -> None:
-    """Banded/unbanded rate keys, Int64/Int128/Python charges, dense/sparse time tables."""
+    """Dense/segmented rate tables, Int64/Int128/Python charges, dense/sparse time tables."""
     tariff = _tariff(tmp_path)
     for batch in (rows, spread, rows + spread):
         if not batch:
