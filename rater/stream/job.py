@@ -21,10 +21,9 @@ from rater import metrics
 from rater.core.tariff import Tariff
 from rater.errors import TransientError
 from rater.settings import Settings
-from rater.stream.changelog import PartitionState
 from rater.stream.clients import consumer_config, producer_config, restore_partitions
 from rater.stream.inputs import InputBatch, collect_batch
-from rater.stream.step import BatchOutput, PartitionMeta, rate_step
+from rater.stream.step import BatchOutput, HeldState, PartitionMeta, rate_step
 from rater.topics import TopicSpec, ensure_topics
 from sinks import DuckDBCatalog, LocalDirectory, MonthPartitionedDataset
 
@@ -57,7 +56,7 @@ class RaterJob:
         self.tariff = tariff
         self.instance_id = instance_id
         self.summary = RunSummary()
-        self.states: dict[int, PartitionState] = {}
+        self.held = HeldState.empty()
         self.meta: dict[int, PartitionMeta] = {}
         self._stopping = False
         # The batch being collected: a rebalance drops the messages of revoked partitions
@@ -98,7 +97,7 @@ class RaterJob:
            only then does this process adopt the new state.
         """
         with _stage("rate"):  # 1
-            out = rate_step(self.settings, self.tariff, batch, self.states, self.meta)
+            out = rate_step(self.settings, self.tariff, batch, self.held, self.meta)
         sinks_written = self._files.submit(self._write_sinks, out)  # 2
         try:
             with _stage("produce"):  # 3
@@ -178,7 +177,7 @@ class RaterJob:
             )
             if not len(batch):
                 idle = time.monotonic() - self._idle_since
-                if s.stream.idle_exit_s and self.states and idle > s.stream.idle_exit_s:
+                if s.stream.idle_exit_s and self.meta and idle > s.stream.idle_exit_s:
                     log.info("input idle for %.1fs: stopping", s.stream.idle_exit_s)
                     self._stopping = True
                 continue
@@ -211,15 +210,16 @@ class RaterJob:
     def _produce(self, out: BatchOutput) -> None:
         produce = self.producer.produce
         for block in out.blocks:
-            topic, partition = block.topic, block.partition
+            topic = block.topic
+            rows = zip(block.partitions, block.keys, block.values, strict=True)
             if block.headers is None:  # the hot path: no headers keyword, positional only
-                for key, value in zip(block.keys, block.values, strict=True):
+                for partition, key, value in rows:
                     try:
                         produce(topic, value, key, partition)
                     except BufferError:  # the local queue is full: let it drain, then go on
                         self._produce_blocking(topic, value, key, partition, None)
             else:
-                for key, value, hdrs in zip(block.keys, block.values, block.headers, strict=True):
+                for (partition, key, value), hdrs in zip(rows, block.headers, strict=True):
                     try:
                         produce(topic, value, key, partition, headers=hdrs)
                     except BufferError:
@@ -251,11 +251,12 @@ class RaterJob:
                 raise
 
     def _adopt(self, out: BatchOutput) -> None:
-        for p, state in out.states.items():
-            self.states[p] = state
+        self.held = out.held
+        for p, live in out.live_keys.items():
             pm = self.meta.setdefault(p, PartitionMeta(generation=_now_us()))
-            pm.live_keys = out.live_keys[p]
+            pm.live_keys = live
             pm.batches_since_snapshot = 0 if p in out.snapshotted else pm.batches_since_snapshot + 1
+        metrics.STATE_TENANTS.set(self.held.owners.height)
 
     def _record(self, out: BatchOutput) -> None:
         self.summary.batches += 1
@@ -286,7 +287,7 @@ class RaterJob:
         started = time.monotonic()
         restored = restore_partitions(self.settings, self.settings.topics.changelog, mine)
         for p, replayer in restored.items():
-            self.states[p] = replayer.state
+            self.held = self.held.add_partition(p, replayer.state)
             self.meta[p] = PartitionMeta(generation=_now_us(), live_keys=replayer.live_keys)
             self.rated_sink.assign(cdrs, p)
             self.event_sink.assign(cdrs, p)
@@ -294,13 +295,13 @@ class RaterJob:
             metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
             log.info("assigned %s%s: state restored", cdrs, mine)
         self._idle_since = time.monotonic()  # idleness counts from the assignment on
-        metrics.STATE_TENANTS.set(sum(s.rating.balances.height for s in self.states.values()))
+        metrics.STATE_TENANTS.set(self.held.owners.height)
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         self._pending.drop_partitions({(tp.topic, tp.partition) for tp in partitions})
         for tp in partitions:
             if tp.topic == self.settings.topics.cdrs:
-                self.states.pop(tp.partition, None)
+                self.held = self.held.drop_partition(tp.partition)
                 self.meta.pop(tp.partition, None)
                 self.rated_sink.revoke(tp.topic, tp.partition)
                 self.event_sink.revoke(tp.topic, tp.partition)
@@ -341,7 +342,7 @@ class RaterJob:
                 _bounded(lambda: producer.flush(10), 30, "producer.flush")
             except Exception as exc:
                 log.warning("closing producer: %s", exc)
-        self.states.clear()
+        self.held = HeldState.empty()
         self.meta.clear()
 
     def _install_signal_handlers(self) -> None:
