@@ -46,6 +46,8 @@ def publish_frame(bootstrap: str, topic: str, frame: pl.DataFrame) -> None:
             "queue.buffering.max.kbytes": 2_000_000,
         }
     )
+    # The wire format has no null for these two: null means the contract's default.
+    frame = frame.with_columns(pl.col("segments").fill_null(1), pl.col("hold_ms").fill_null(0))
     values = wire.encode_cdrs(frame)
     keys = frame.get_column("tenant_id").to_list()
     for key, value in zip(keys, values, strict=True):

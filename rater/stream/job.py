@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from rater import metrics
 from rater.core.tariff import Tariff
-from rater.errors import TransientError
+from rater.errors import ConfigError, TransientError
 from rater.settings import Settings
 from rater.stream.clients import consumer_config, producer_config, restore_partitions
 from rater.stream.inputs import InputBatch, collect_batch
@@ -313,8 +313,7 @@ class RaterJob:
         s = self.settings
         t = s.topics
         admin = s.kafka.client_config()
-        specs = [TopicSpec(t.cdrs, t.partitions), TopicSpec(t.topups, t.partitions)]
-        ensure_topics(admin, specs)
+        ensure_topics(admin, [TopicSpec(t.cdrs, t.partitions)])
         n = _partition_count(admin, t.cdrs)
         ensure_topics(
             admin,
@@ -326,6 +325,15 @@ class RaterJob:
                 TopicSpec(t.changelog, n, {"cleanup.policy": "compact"}),
             ],
         )
+        for topic in (t.topups, t.changelog):
+            if _partition_count(admin, topic) != n:
+                raise ConfigError(
+                    f"topic {topic}",
+                    None,
+                    f"has {_partition_count(admin, topic)} partitions but {t.cdrs} has {n}",
+                    "a tenant's CDRs, top-ups and state must share a partition number: "
+                    "give these topics the same partition count",
+                )
 
     def _close_clients(self) -> None:
         # Bounded: a client stuck on a lost coordinator must not keep the job from going on.
