@@ -185,6 +185,7 @@ def rate_step(
             ).iter_rows()
         ]
     events = _events_with_source(result.events, rated)
+    out.events.update(dict(events.group_by("event").len().iter_rows()))
 
     # Files, per partition, named by the partition's offset range in this batch.
     # Every partition of the batch gets a sink batch, even an empty one: writing it removes
