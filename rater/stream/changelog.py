@@ -46,6 +46,11 @@ class PartitionState:
     def empty() -> PartitionState:
         return PartitionState(RatingState.empty(), pl.DataFrame(schema=_TOPUP_IDS))
 
+    def select_tenants(self, tenants: pl.Series) -> PartitionState:
+        """Only the rows of these tenants (those of one partition)."""
+        ids = self.topup_ids.filter(pl.col("tenant_id").is_in(tenants.implode()))
+        return PartitionState(self.rating.select_tenants(tenants), ids)
+
     def merge(self, delta: PartitionState) -> PartitionState:
         ids = pl.concat([self.topup_ids, delta.topup_ids]).unique(maintain_order=True)
         return PartitionState(self.rating.merge(delta.rating), ids)

@@ -326,11 +326,12 @@ class RaterJob:
             ],
         )
         for topic in (t.topups, t.changelog):
-            if _partition_count(admin, topic) != n:
+            count = _partition_count(admin, topic)
+            if count != n:
                 raise ConfigError(
                     f"topic {topic}",
                     None,
-                    f"has {_partition_count(admin, topic)} partitions but {t.cdrs} has {n}",
+                    f"has {count} partitions but {t.cdrs} has {n}",
                     "a tenant's CDRs, top-ups and state must share a partition number: "
                     "give these topics the same partition count",
                 )

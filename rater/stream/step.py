@@ -74,9 +74,8 @@ class HeldState:
         return self.owners.filter(pl.col("partition") == partition).get_column("tenant_id")
 
     def partition_state(self, partition: int) -> PartitionState:
-        tenants = self.tenants_of(partition)
-        ids = self.topup_ids.filter(pl.col("tenant_id").is_in(tenants.implode()))
-        return PartitionState(self.rating.select_tenants(tenants), ids)
+        whole = PartitionState(self.rating, self.topup_ids)
+        return whole.select_tenants(self.tenants_of(partition))
 
     def add_partition(self, partition: int, restored: PartitionState) -> HeldState:
         r = restored.rating
@@ -264,11 +263,7 @@ def _changelog(
             live = [k for k, _ in msgs]
             out.snapshotted.add(p)
         else:
-            tenants = out.held.tenants_of(p).implode()
-            mine = PartitionState(
-                delta.rating.select_tenants(out.held.tenants_of(p)),
-                delta.topup_ids.filter(pl.col("tenant_id").is_in(tenants)),
-            )
+            mine = delta.select_tenants(out.held.tenants_of(p))
             msgs = list(entry_messages("delta", entry_id, encode_state(mine)))
             live += [k for k, _ in msgs]
         keys += [k for k, _ in msgs]
