@@ -13,6 +13,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperati
 from rater.errors import ConfigError
 
 __all__ = [
+    "MAX_CHARGE_MICROS",
     "MICROS",
     "ROUNDING_METHODS",
     "decimal_places",
@@ -24,6 +25,9 @@ __all__ = [
 ]
 
 MICROS = 1_000_000
+# No record is ever charged more than this (one million currency units): no switch produces
+# more for one call or message, and below it every running sum of a batch stays exact.
+MAX_CHARGE_MICROS = 10**12
 
 # Contract names -> decimal module constants. "up" rounds away from zero.
 ROUNDING_METHODS: dict[str, str] = {

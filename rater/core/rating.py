@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import IntEnum
 
 import polars as pl
 
 from rater.core.bands import MINUTES_PER_WEEK, local_naive_us, period_of, week_minute
 from rater.core.columns import BALANCE_SCHEMA, EVENT_SCHEMA, RATED_EXTRA_SCHEMA
-from rater.core.money import round_div
+from rater.core.money import MAX_CHARGE_MICROS, round_div
 from rater.core.state import RatingState
 from rater.core.tariff import (
     DIRECTION_CODE,
@@ -47,11 +48,21 @@ from rater.core.tariff import (
     Tariff,
 )
 
-__all__ = ["RatingResult", "apply_topups", "balances_frame", "rate_batch"]
+__all__ = [
+    "MAX_CHARGE_MICROS",
+    "VALID_FROM_US",
+    "VALID_UNTIL_US",
+    "Outcome",
+    "RatingResult",
+    "apply_topups",
+    "balances_frame",
+    "max_sms_segments",
+    "rate_batch",
+    "rating_time",
+]
 
 log = logging.getLogger(__name__)
 
-_ROUNDING_CODE = {"half_up": 0, "up": 1, "down": 2}
 _INT128_SAFE = 2**125
 _CALL, _SMS, _RING = (KIND_CODE[k] for k in KINDS)
 
@@ -74,24 +85,36 @@ class RatingResult:
 
 _PAD = 10**MAX_PREFIX_DIGITS
 _POW10 = [10**i for i in range(19)]
-# Callees up to this many bytes are checked by an integer parse (cheaper than a regex):
-# "+" and up to 17 digits, or 18 digits, always fit in an Int64.
-_SHORT_NUMBER = 18
-_NUMBER = r"^\+?[0-9]+$"
-# One code per outcome; status and reason are looked up from it at the end.
-_REASONS: tuple[str | None, ...] = (
-    None,
-    "unknown_tenant",
-    "bad_times",
-    "bad_hold",
-    "bad_segments",
-    "bad_number",
-    "bad_kind",
-    "duplicate",
-    "no_rate",
-)
-_STATUSES = ("rated", *(["invalid"] * 6), "duplicate", "unrated")
-_DUPLICATE, _NO_RATE = 7, 8
+
+
+class Outcome(IntEnum):
+    """One code per outcome of a record; its status and reason are read from it."""
+
+    RATED = 0
+    UNKNOWN_TENANT = 1
+    BAD_TIMES = 2
+    BAD_HOLD = 3
+    BAD_SEGMENTS = 4
+    BAD_NUMBER = 5
+    BAD_KIND = 6  # kind or direction is not a contract value (an extension of rule 1)
+    DUPLICATE = 7
+    NO_RATE = 8
+
+    @property
+    def status(self) -> str:
+        if self is Outcome.RATED:
+            return "rated"
+        if self is Outcome.DUPLICATE:
+            return "duplicate"
+        return "unrated" if self is Outcome.NO_RATE else "invalid"
+
+    @property
+    def reason(self) -> str | None:
+        return None if self is Outcome.RATED else self.name.lower()
+
+
+_STATUSES = tuple(o.status for o in Outcome)
+_REASONS = tuple(o.reason for o in Outcome)
 
 
 def _gather(values: list[int], index: pl.Expr, dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
@@ -110,39 +133,25 @@ class _Clock:
     A batch spans few minutes compared with its rows, so the local time, band and
     month are worked out once per minute of its range, per plan, and looked up per
     row (column ``_pos``: the row's minute in ``minutes``). Zone offsets change only
-    on whole UTC minutes, so a whole minute shares them; when an offset is not a
-    whole number of minutes (local mean time before the zone's first standard
-    offset) a minute's second matters, and the tables fall back to exact local
-    times per row.
+    on whole UTC minutes, and since 1972 every offset is a whole number of minutes:
+    rating times are within 2000..2100 (rule 1), so a whole minute shares its band
+    and month.
     """
 
     minutes: pl.Series
-    offsets: pl.Series  # zone * len(minutes) + position -> UTC offset in microseconds
     slots: pl.Series  # plan * len(minutes) + position -> band slot (0 none, b + 1 band b)
     months: pl.Series  # plan * len(minutes) + position -> year * 12 + month - 1
-    whole: bool  # every offset is a whole number of minutes
 
     def _at(self, table: pl.Series, row: pl.Expr) -> pl.Expr:
         return pl.lit(table).gather(row * self.minutes.len() + pl.col("_pos"))
 
-    def _local(self, tariff: Tariff, plan: pl.Expr) -> pl.Expr:
-        zone = _gather(list(tariff.plan_timezone_index), plan, pl.Int64())
-        return pl.col("_rt_us") + self._at(self.offsets, zone)
-
     def slot(self, tariff: Tariff, plan: pl.Expr) -> pl.Expr:
-        """Band slot of the rating time (columns _rt_us, _pos) in ``plan``."""
-        if self.whole:
-            return self._at(self.slots, plan)
-        band = pl.lit(tariff.band_table).gather(
-            plan * MINUTES_PER_WEEK + week_minute(self._local(tariff, plan))
-        )
-        return (band.cast(pl.Int64) + 1).clip(lower_bound=0)
+        """Band slot of the rating time (column _pos) in ``plan``."""
+        return self._at(self.slots, plan)
 
     def month(self, tariff: Tariff, plan: pl.Expr) -> pl.Expr:
         """Month number (year * 12 + month - 1) of the rating time in ``plan``'s zone."""
-        if self.whole:
-            return self._at(self.months, plan)
-        return _month_number(period_of(self._local(tariff, plan)))
+        return self._at(self.months, plan)
 
 
 def _month_number(period: pl.Expr) -> pl.Expr:
@@ -167,11 +176,9 @@ def _clock(tariff: Tariff, frame: pl.DataFrame) -> tuple[_Clock, pl.Expr]:
         (local_naive_us(start.cast(pl.Datetime("us", "UTC")), zone) - start).alias(str(i))
         for i, zone in enumerate(tariff.timezones)
     )
-    offsets = pl.concat([table[str(i)] for i in range(len(tariff.timezones))])
-    whole = bool(offsets.len() == 0 or (offsets % _US_PER_MINUTE == 0).all())
     slots: list[pl.Series] = []
     months: list[pl.Series] = []
-    if whole and minutes.len():
+    if minutes.len():
         weeks: list[pl.Series] = []
         zone_months: list[pl.Series] = []
         for i in range(len(tariff.timezones)):
@@ -194,10 +201,8 @@ def _clock(tariff: Tariff, frame: pl.DataFrame) -> tuple[_Clock, pl.Expr]:
     empty = pl.Series([], dtype=pl.Int64)
     clock = _Clock(
         minutes=minutes,
-        offsets=offsets,
         slots=pl.concat(slots) if slots else empty,
         months=pl.concat(months) if months else empty,
-        whole=whole,
     )
     return clock, position
 
@@ -373,6 +378,150 @@ def _tenant_columns(tariff: Tariff, state: RatingState) -> dict[str, pl.Series]:
     return columns
 
 
+# Rule 1: times outside [2000-01-01, 2100-01-01) UTC are bad_times. Inside it every
+# difference and calendar computation below is safe; outside it Polars' temporal
+# functions can panic, so nothing but these comparisons ever sees such a time.
+VALID_FROM_US = 946_684_800_000_000
+VALID_UNTIL_US = 4_102_444_800_000_000
+_MAX_DIGITS = MAX_PREFIX_DIGITS  # E.164: at most 15 digits
+
+
+def _in_range(us: pl.Expr) -> pl.Expr:
+    return (us >= VALID_FROM_US) & (us < VALID_UNTIL_US)
+
+
+def rating_time() -> pl.Expr:
+    """Rule 3's rating time of a CDR row (answer_time, else start_time), as a Datetime;
+    null when it lies outside the valid range (only an invalid record's can)."""
+    time = pl.coalesce("answer_time", "start_time")
+    return pl.when(_in_range(time.dt.epoch("us"))).then(time).alias("rating_time")
+
+
+def max_sms_segments(tariff: Tariff) -> int | None:
+    """The most segments an sms may have so that its charge stays within MAX_CHARGE_MICROS
+    at the deck's dearest sms price (None when no sms rate costs anything)."""
+    rates = tariff.rates.filter(pl.col("kind") == "sms")
+    if rates.height == 0:
+        return None
+    dearest = rates.get_column("price_num").max()
+    assert isinstance(dearest, int)
+    if dearest <= 0:
+        return None
+    # price_num / 10**scale units per segment; MAX_CHARGE_MICROS / 10**6 units at most.
+    scale: int = 10**tariff.price_scale
+    return MAX_CHARGE_MICROS * scale // (dearest * 1_000_000)
+
+
+def _callee_digits() -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(number_ok, digit count, value) of the callee after one leading '+'.
+
+    A callee is a number when what follows one optional '+' is 1 to 15 ASCII digits.
+    Polars' integer parse accepts exactly ``[+-]?[0-9]+``, so with no '-' and at most
+    16 bytes a successful parse proves the rule; longer callees are never numbers, and
+    their parse (null) cannot fail or overflow.
+    """
+    callee = pl.col("callee")
+    plus = callee.str.starts_with("+").cast(pl.Int64)
+    digits = callee.str.len_bytes().cast(pl.Int64) - plus
+    value = callee.cast(pl.Int64, strict=False)
+    ok = (
+        digits.is_between(1, _MAX_DIGITS) & value.is_not_null() & ~callee.str.starts_with("-")
+    ).fill_null(False)
+    return ok, pl.when(ok).then(digits).otherwise(0), pl.when(ok).then(value).otherwise(0)
+
+
+def _validated(
+    tariff: Tariff, cdrs: pl.DataFrame, t_of_row: pl.Series, tenants: dict[str, pl.Series]
+) -> pl.DataFrame:
+    """The working frame: one row per CDR with its rule 1 outcome (``_invalid``, 0 = valid)
+    and, for valid rows only, the integers the later stages use (null or 0 otherwise)."""
+    t = pl.col("_t")
+    start_us, answer_us, end_us = (
+        pl.col(c).dt.epoch("us") for c in ("start_time", "answer_time", "end_time")
+    )
+    answered = answer_us.is_not_null()
+    hold = pl.col("hold_ms").fill_null(0)
+    segments = pl.col("segments").cast(pl.Int64).fill_null(1)
+    kind, direction = pl.col("kind"), pl.col("direction")
+    kind_code = pl.when(kind == "call").then(_CALL).when(kind == "sms").then(_SMS)
+    kind_code = kind_code.when(kind == "ring_through").then(_RING)
+    direction_code = (
+        pl.when(direction == "inbound")
+        .then(DIRECTION_CODE["inbound"])
+        .when(direction == "outbound")
+        .then(DIRECTION_CODE["outbound"])
+    )
+    max_call_us = tariff.max_call_seconds * 1_000_000
+    bad_times = (
+        start_us.is_null()
+        | end_us.is_null()
+        | ~_in_range(start_us)
+        | ~_in_range(end_us)
+        | (answered & ~_in_range(answer_us))
+        | (end_us < start_us)
+        | (answered & ((answer_us < start_us) | (answer_us > end_us)))
+        | (end_us - start_us > max_call_us)
+    ).fill_null(True)
+    # Only read where the times are good: then no difference can overflow.
+    answered_ms = pl.when(answered).then((end_us - answer_us) // 1000).otherwise(0)
+    bad_hold = (hold < 0) | (hold > answered_ms)
+    most = max_sms_segments(tariff)
+    bad_segments = (kind == "sms") & (
+        (segments < 1) if most is None else ~segments.is_between(1, most)
+    )
+    number_ok, digit_count, value = _callee_digits()
+    code = (
+        pl.when(t.is_null())
+        .then(Outcome.UNKNOWN_TENANT)
+        .when(bad_times)
+        .then(Outcome.BAD_TIMES)
+        .when(bad_hold)
+        .then(Outcome.BAD_HOLD)
+        .when(bad_segments.fill_null(False))
+        .then(Outcome.BAD_SEGMENTS)
+        .when(~number_ok)
+        .then(Outcome.BAD_NUMBER)
+        .when(kind_code.is_null() | direction_code.is_null())
+        .then(Outcome.BAD_KIND)
+        .otherwise(Outcome.RATED)
+        .cast(pl.Int8)
+    )
+    valid = pl.col("_invalid") == Outcome.RATED
+    return (
+        cdrs.lazy()
+        .with_columns(pl.lit(t_of_row).alias("_t"))
+        .select(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"),
+            "_t",
+            code.alias("_invalid"),
+            kind_code.alias("_k"),
+            direction_code.alias("_dir"),
+            pl.coalesce(answer_us, start_us).alias("_rt_us"),
+            (answered_ms - hold).alias("_billable"),
+            segments.alias("_seg"),
+            value.alias("_value"),
+            digit_count.alias("_digits"),
+            pl.col("cdr_id"),
+        )
+        .select(
+            "_i",
+            "_t",
+            pl.lit(tenants["_plan"]).gather(t).alias("_p"),
+            "_invalid",
+            "_k",
+            "_dir",
+            pl.when(valid).then(pl.col("_rt_us")).alias("_rt_us"),
+            pl.when(valid).then(pl.col("_billable")).otherwise(0).alias("_billable"),
+            "_seg",
+            # The first up to 15 digits as an integer, and their count.
+            pl.col("_value").alias("_v15"),
+            pl.col("_digits").clip(upper_bound=MAX_PREFIX_DIGITS).alias("_nd"),
+            (pl.col("cdr_id").hash(0x5EED) ^ t.hash(0xC0DE)).alias("_h"),
+        )
+        .collect()
+    )
+
+
 def rate_batch(tariff: Tariff, cdrs: pl.DataFrame, state: RatingState) -> RatingResult:
     """Rate ``cdrs`` (CDR_SCHEMA dtypes, extra columns carried through) against ``state``.
 
@@ -392,109 +541,7 @@ def rate_batch(tariff: Tariff, cdrs: pl.DataFrame, state: RatingState) -> Rating
         tenant_index, on="tenant_id", how="left", maintain_order="left"
     )["_t"]
 
-    t = pl.col("_t")
-    start, answer, end = pl.col("start_time"), pl.col("answer_time"), pl.col("end_time")
-    hold = pl.col("hold_ms").fill_null(0)
-    segments = pl.col("segments").cast(pl.Int64).fill_null(1)
-    answered_ms = (
-        pl.when(answer.is_not_null())
-        .then((end.dt.epoch("us") - answer.dt.epoch("us")) // 1000)
-        .otherwise(0)
-    )
-    kind, direction = pl.col("kind"), pl.col("direction")
-    kind_code = (
-        pl.when(kind == "call")
-        .then(_CALL)
-        .when(kind == "sms")
-        .then(_SMS)
-        .when(kind == "ring_through")
-        .then(_RING)
-    )
-    direction_code = (
-        pl.when(direction == "inbound")
-        .then(DIRECTION_CODE["inbound"])
-        .when(direction == "outbound")
-        .then(DIRECTION_CODE["outbound"])
-    )
-    callee = pl.col("callee")
-    length = callee.str.len_bytes().cast(pl.Int64)
-    plus = callee.str.starts_with("+").cast(pl.Int64)
-    value = callee.cast(pl.Int64, strict=False)
-    number_ok = (
-        value.is_not_null()
-        & (value >= 0)
-        & ~callee.str.starts_with("-")
-        & (length <= _SHORT_NUMBER)
-    )
-    digit_count = length - plus
-    v15 = value // _gather(
-        _POW10, (digit_count - MAX_PREFIX_DIGITS).clip(lower_bound=0), pl.Int64()
-    )
-    longest = cdrs.select(callee.str.len_bytes().max()).item() if n else None
-    if longest is not None and longest > _SHORT_NUMBER:
-        long_number = length > _SHORT_NUMBER
-        number_ok = pl.when(long_number).then(callee.str.contains(_NUMBER)).otherwise(number_ok)
-        v15 = (
-            pl.when(long_number)
-            .then(callee.str.slice(plus, MAX_PREFIX_DIGITS).cast(pl.Int64, strict=False))
-            .otherwise(v15)
-        )
-    w = (
-        cdrs.lazy()
-        .select(
-            pl.lit(t_of_row).alias("_t"),
-            kind_code.alias("_k"),
-            direction_code.alias("_dir"),
-            pl.col("callee"),
-            pl.col("cdr_id"),
-            start,
-            answer,
-            end,
-            hold.alias("_hold"),
-            segments.alias("_seg"),
-            answered_ms.alias("_answered"),
-            number_ok.fill_null(False).alias("_number_ok"),
-            v15.alias("_v15"),
-            digit_count.clip(upper_bound=MAX_PREFIX_DIGITS).alias("_nd"),
-        )
-        .select(
-            pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"),
-            "_t",
-            pl.lit(tenants["_plan"]).gather(t).alias("_p"),
-            pl.when(t.is_null())
-            .then(1)
-            .when(
-                start.is_null()
-                | end.is_null()
-                | (end < start)
-                | (answer.is_not_null() & ((answer < start) | (answer > end)))
-            )
-            .then(2)
-            .when((pl.col("_hold") < 0) | (pl.col("_hold") > pl.col("_answered")))
-            .then(3)
-            .when((pl.col("_k") == _SMS) & (pl.col("_seg") < 1))
-            .then(4)
-            .when(~pl.col("_number_ok"))
-            .then(5)
-            .when(pl.col("_k").is_null() | pl.col("_dir").is_null())
-            .then(6)
-            .otherwise(0)
-            .cast(pl.Int8)
-            .alias("_invalid"),
-            "_k",
-            "_dir",
-            pl.coalesce(answer, start).dt.epoch("us").alias("_rt_us"),
-            pl.when(answer.is_not_null())
-            .then(pl.col("_answered") - pl.col("_hold"))
-            .otherwise(0)
-            .alias("_billable"),
-            "_seg",
-            "_v15",
-            "_nd",
-            (pl.col("cdr_id").hash(0x5EED) ^ t.hash(0xC0DE)).alias("_h"),
-        )
-        .collect()
-    )
+    w = _validated(tariff, cdrs, t_of_row, tenants)
     valid = pl.col("_invalid") == 0
     w = w.with_columns(
         (valid & ~_duplicates(cdrs, w, state)).alias("_live"),
@@ -539,9 +586,9 @@ def rate_batch(tariff: Tariff, cdrs: pl.DataFrame, state: RatingState) -> Rating
             pl.when(pl.col("_invalid") > 0)
             .then(pl.col("_invalid"))
             .when(~pl.col("_live"))
-            .then(_DUPLICATE)
+            .then(Outcome.DUPLICATE)
             .when(~pl.col("_rated"))
-            .then(_NO_RATE)
+            .then(Outcome.NO_RATE)
             .otherwise(0)
             .cast(pl.Int8)
             .alias("_code"),
@@ -594,7 +641,7 @@ def rate_batch(tariff: Tariff, cdrs: pl.DataFrame, state: RatingState) -> Rating
 
     seen_delta = (
         cdrs.lazy()
-        .select("tenant_id", "cdr_id", pl.coalesce(answer, start).alias("seen_time"))
+        .select("tenant_id", "cdr_id", pl.coalesce("answer_time", "start_time").alias("seen_time"))
         .filter(pl.lit(w["_live"]))
         .collect()
     )

@@ -9,11 +9,31 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import datetime
 
 import polars as pl
 
-__all__ = ["ALLOWANCE_SCHEMA", "BALANCE_STATE_SCHEMA", "SEEN_SCHEMA", "RatingState"]
+__all__ = [
+    "ALLOWANCE_SCHEMA",
+    "BALANCE_STATE_SCHEMA",
+    "CLOCK_SKEW_US",
+    "SEEN_SCHEMA",
+    "RatingState",
+    "advance_watermark",
+]
+
+# Rule 2: the dedupe watermark is the newest rating time seen, but never more than this
+# ahead of the wall clock, so that no record, however far in the future, can push it on.
+CLOCK_SKEW_US = 86_400_000_000
+
+
+def advance_watermark(current_us: int | None, newest_us: int | None, now_us: int) -> int | None:
+    """The dedupe watermark after records whose newest rating time is ``newest_us``, seen
+    at wall-clock time ``now_us``: it only moves forward, and never past now + 1 day."""
+    if newest_us is None:
+        return current_us
+    candidate = min(newest_us, now_us + CLOCK_SKEW_US)
+    return candidate if current_us is None else max(current_us, candidate)
+
 
 BALANCE_STATE_SCHEMA: dict[str, pl.DataType] = {
     "tenant_id": pl.String(),
@@ -106,35 +126,23 @@ class RatingState:
             seen=_upsert(self.seen, delta.seen, _KEYS["seen"], sort=False),
         )
 
-    def _filter(self, keep: pl.Expr) -> RatingState:
+    def filter_tenants(self, keep: pl.Expr) -> RatingState:
+        """Only the rows whose tenant satisfies ``keep`` (an expression on tenant_id)."""
         return RatingState(
             balances=self.balances.filter(keep),
             allowances=self.allowances.filter(keep),
             seen=self.seen.filter(keep),
         )
 
-    def select_tenants(self, tenant_ids: pl.Series | list[str]) -> RatingState:
-        """Only the rows of these tenants (e.g. those of one partition)."""
-        return self._filter(
-            pl.col("tenant_id").is_in(pl.Series(tenant_ids, dtype=pl.String).implode())
-        )
-
-    def drop_tenants(self, tenant_ids: pl.Series | list[str]) -> RatingState:
-        return self._filter(
-            ~pl.col("tenant_id").is_in(pl.Series(tenant_ids, dtype=pl.String).implode())
-        )
-
-    def prune_seen(self, before: datetime) -> RatingState:
-        """Forget dedupe keys whose rating time is before ``before`` (the dedupe horizon)."""
-        cutoff = pl.lit(before).cast(pl.Datetime("us", "UTC"))
+    def prune_seen(self, watermark_us: int, horizon_us: int, tenants: pl.Expr) -> RatingState:
+        """Rule 2: forget the dedupe keys of ``tenants`` (an expression on tenant_id) whose
+        rating time is before ``watermark_us - horizon_us``."""
+        cutoff = pl.lit(watermark_us - horizon_us).cast(pl.Datetime("us", "UTC"))
         return RatingState(
             balances=self.balances,
             allowances=self.allowances,
-            seen=self.seen.filter(pl.col("seen_time") >= cutoff),
+            seen=self.seen.filter(~tenants | (pl.col("seen_time") >= cutoff)),
         )
-
-    def is_empty(self) -> bool:
-        return self.balances.height == 0 and self.allowances.height == 0 and self.seen.height == 0
 
     def to_bytes(self) -> bytes:
         """Serialize as one Arrow IPC stream per frame, length-prefixed."""

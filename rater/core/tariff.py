@@ -8,7 +8,10 @@ tables the vectorized rating engine (:mod:`rater.core.rating`) joins against.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,12 +25,20 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rater.core.bands import DAYS, MINUTES_PER_WEEK, band_week_table, parse_hhmm
-from rater.core.money import decimal_places, decimal_to_micros, parse_decimal
+from rater.core.money import (
+    MAX_CHARGE_MICROS,
+    MICROS,
+    decimal_places,
+    decimal_to_micros,
+    parse_decimal,
+)
 from rater.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_MAX_CALL_SECONDS",
     "DIRECTIONS",
     "KINDS",
+    "MAX_CALL_SECONDS_LIMIT",
     "MAX_PREFIX_DIGITS",
     "OPEN_END_US",
     "Allowance",
@@ -38,12 +49,39 @@ __all__ = [
     "load_tariff",
 ]
 
+log = logging.getLogger(__name__)
+
 KINDS: tuple[str, ...] = ("call", "sms", "ring_through")
 DIRECTIONS: tuple[str, ...] = ("inbound", "outbound")
 # E.164 numbers have at most 15 digits, so a longer prefix could never match; the bound
 # also lets a (plan, kind, direction, prefix) key be packed into one int64.
 MAX_PREFIX_DIGITS = 15
 OPEN_END_US = 2**62  # an open effective_to, as microseconds since the epoch
+
+# Rule 1: a call longer than max_call_seconds (a top-level key of plans.yaml) is invalid.
+DEFAULT_MAX_CALL_SECONDS = 86_400
+# Valid times lie in [2000-01-01, 2100-01-01): no valid call can last longer than that.
+MAX_CALL_SECONDS_LIMIT = 36_525 * 86_400
+# Amounts in rates.csv: at most this many digits before and after the point, so that
+# every exact numerator over 10**price_scale fits an Int128 (and a 28-digit Decimal).
+MAX_AMOUNT_WHOLE_DIGITS = 12
+MAX_AMOUNT_DECIMALS = 15
+# Balances and thresholds in tenants.csv: under 10**12 currency units (Int64 micros).
+MAX_BALANCE_MICROS = 10**18 - 1
+# Call increments: whole seconds, at most a day.
+MAX_INCREMENT_SECONDS = 86_400
+# Allowance quantities (seconds or segments a month): far beyond any real bundle,
+# well within the Int64 sums of the rating engine.
+MAX_ALLOWANCE_QUANTITY = 10**12
+# Longest text quoted back in an error message.
+_SHOWN_CHARS = 40
+# Byte order marks of encodings a spreadsheet may save instead of UTF-8.
+_FOREIGN_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
 
 PLANS_FILE = "plans.yaml"
 RATES_FILE = "rates.csv"
@@ -98,8 +136,8 @@ class Allowance(_Model):
     kind: Literal["call", "sms"]
     direction: Literal["inbound", "outbound", "any"]
     prefixes: tuple[str, ...] = ()
-    seconds: int | None = Field(default=None, ge=0)
-    segments: int | None = Field(default=None, ge=0)
+    seconds: int | None = Field(default=None, ge=0, le=MAX_ALLOWANCE_QUANTITY)
+    segments: int | None = Field(default=None, ge=0, le=MAX_ALLOWANCE_QUANTITY)
 
     @property
     def quantity(self) -> int:
@@ -370,9 +408,73 @@ class Tariff:
     rate_index: RateIndex = field(default_factory=lambda: _empty_index())
     tenant_frame: pl.DataFrame = field(default_factory=pl.DataFrame)
     max_price_num: int = 0
+    # Rule 1: a call whose end_time - start_time exceeds this is invalid (bad_times).
+    max_call_seconds: int = DEFAULT_MAX_CALL_SECONDS
 
     def plan_index(self, plan_id: str) -> int:
         return self.plan_ids.index(plan_id)
+
+
+# ---------------------------------------------------------------------------------------
+# File text: UTF-8, a leading byte order mark ignored
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut short so that an error message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def _label(value: object) -> str:
+    """``str(value)`` when short and printable, else :func:`_shown`."""
+    text = str(value)
+    return text if text.isprintable() and len(text) <= _SHOWN_CHARS else _shown(value)
+
+
+def _read_text(path: Path) -> str:
+    """The text of a tariff file; ConfigError when it is missing, unreadable or not UTF-8."""
+    return _decode_utf8(_read_bytes(path), str(path))
+
+
+def _read_bytes(path: Path) -> bytes:
+    file = str(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            file, None, "file not found", f"create {path.name} in the tariff directory"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            file,
+            None,
+            "is a directory, not a file",
+            f"replace the directory with the {path.name} file",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            file,
+            None,
+            f"cannot be read ({exc.strerror or type(exc).__name__})",
+            f"make {path.name} a regular file readable by the user running the rater",
+        ) from None
+
+
+def _decode_utf8(data: bytes, file: str) -> str:
+    for bom, encoding in _FOREIGN_BOMS:
+        if data.startswith(bom):
+            raise ConfigError(file, 1, f"is {encoding} text, not UTF-8", "save it as UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            file,
+            line,
+            f"is not UTF-8 text (byte 0x{data[exc.start]:02x} cannot be decoded)",
+            "save it as UTF-8",
+        ) from None
+    return text.removeprefix("\ufeff")
 
 
 # ---------------------------------------------------------------------------------------
@@ -413,14 +515,14 @@ def _parse_band(raw: Any, file: str, line: int) -> Band:
         raise ConfigError(
             file,
             line,
-            f"band {raw['name']!r}: bad time {raw['from']!r}..{raw['to']!r}",
+            f"band {_shown(raw['name'])}: bad time {_shown(raw['from'])}..{_shown(raw['to'])}",
             'write times as "HH:MM" (00:00..23:59; "24:00" only as "to")',
         )
     if start == end:
         raise ConfigError(
             file,
             line,
-            f"band {raw['name']!r} is empty or ambiguous (from == to)",
+            f"band {_shown(raw['name'])} is empty or ambiguous (from == to)",
             "use 00:00-24:00 for all day",
         )
     days = raw["days"]
@@ -428,7 +530,7 @@ def _parse_band(raw: Any, file: str, line: int) -> Band:
         raise ConfigError(
             file,
             line,
-            f"band {raw['name']!r}: bad days {days!r}",
+            f"band {_shown(raw['name'])}: bad days {_shown(_strip_lines(days))}",
             f"use a list of {', '.join(DAYS)}",
         )
     return Band(
@@ -446,7 +548,7 @@ def _parse_plan(raw: Any, file: str, index: int) -> Plan:
         )
     line = raw.get("__line__", index)
     plan_id = raw.get("id")
-    where = f"{line} (plan {plan_id})"
+    where = f"{line} (plan {_label(plan_id)})"
     if not plan_id:
         raise ConfigError(file, line, "plan without an id", "give every plan an id")
     tz = raw.get("timezone")
@@ -456,7 +558,7 @@ def _parse_plan(raw: Any, file: str, index: int) -> Plan:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
-            file, where, f"unknown time zone {tz!r}", "use an IANA name such as Europe/Paris"
+            file, where, f"unknown time zone {_shown(tz)}", "use an IANA name such as Europe/Paris"
         ) from None
     bands = raw.get("bands") or []
     allowances = raw.get("allowances") or []
@@ -475,17 +577,23 @@ def _parse_plan(raw: Any, file: str, index: int) -> Plan:
             allowance = Allowance.model_validate(_strip_lines(a))
         except ValidationError as exc:
             raise ConfigError(
-                file, a_line, f"plan {plan_id}: bad allowance: {_first_error(exc)}", _ALLOWANCE_FIX
+                file,
+                a_line,
+                f"plan {_label(plan_id)}: bad allowance: {_first_error(exc)}",
+                _ALLOWANCE_FIX,
             ) from None
         wrong = allowance.segments if allowance.kind == "call" else allowance.seconds
         right = allowance.seconds if allowance.kind == "call" else allowance.segments
         if wrong is not None or right is None:
             raise ConfigError(
-                file, a_line, f"plan {plan_id}: bad allowance quantity", _ALLOWANCE_FIX
+                file, a_line, f"plan {_label(plan_id)}: bad allowance quantity", _ALLOWANCE_FIX
             )
         if any(not p or not _DIGITS.fullmatch(p) for p in allowance.prefixes):
             raise ConfigError(
-                file, a_line, f"plan {plan_id}: allowance prefixes must be digits", _ALLOWANCE_FIX
+                file,
+                a_line,
+                f"plan {_label(plan_id)}: allowance prefixes must be digits",
+                _ALLOWANCE_FIX,
             )
         parsed_allowances.append(allowance)
     fields = {k: v for k, v in _strip_lines(raw).items() if k not in ("bands", "allowances")}
@@ -514,36 +622,79 @@ def _first_error(exc: ValidationError) -> str:
     return f"{loc}: {err['msg']}" if loc else str(err["msg"])
 
 
-def _load_plans(directory: Path) -> dict[str, Plan]:
+@dataclass(frozen=True)
+class _PlansFile:
+    """What plans.yaml defines: the plans and the top-level options."""
+
+    plans: dict[str, Plan]
+    max_call_seconds: int = DEFAULT_MAX_CALL_SECONDS
+
+
+def _load_plans(directory: Path) -> _PlansFile:
     path = directory / PLANS_FILE
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            file, None, "file not found", f"create {PLANS_FILE} in the tariff directory"
-        ) from None
-    try:
-        doc = yaml.load(text, Loader=_LineLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(file, line, f"invalid YAML: {exc}", "fix the YAML syntax") from None
+    doc, root = _parse_yaml(_read_text(path), file)
     if not isinstance(doc, dict) or not isinstance(doc.get("plans"), list) or not doc["plans"]:
         raise ConfigError(
             file, 1, "no 'plans' list", "start the file with 'plans:' and a list of plans"
         )
+    plans, lines = _parse_plans(doc["plans"], file)
+    _check_fallbacks(plans, lines, file)
+    return _PlansFile(plans, _parse_max_call_seconds(doc, root, file))
+
+
+def _parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None]:
+    """The document of ``text`` and its root node (for the lines of top-level keys)."""
+    loader = _LineLoader(text)
+    try:
+        root = loader.get_single_node()
+        doc = loader.construct_document(root) if root is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(
+            file, line, f"invalid YAML: {_yaml_problem(exc)}", "fix the YAML syntax"
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            file, None, "invalid YAML: nested too deeply", "write plans as in the example"
+        ) from None
+    except ValueError as exc:  # a scalar the resolver typed but cannot build (2001-13-45)
+        raise ConfigError(
+            file, None, f"invalid YAML value: {_first_line(exc)}", "quote or fix the value"
+        ) from None
+    finally:
+        loader.dispose()
+    return doc, root
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The parser's complaint on one line, without the quoted excerpt of the file."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        parts = [exc.context, exc.problem]
+        text = " ".join(str(p) for p in parts if p)
+    else:
+        text = str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _parse_plans(raws: list[Any], file: str) -> tuple[dict[str, Plan], dict[str, Any]]:
+    """Plans by id and the line of each."""
     plans: dict[str, Plan] = {}
     lines: dict[str, Any] = {}
-    for i, raw in enumerate(doc["plans"]):
+    for i, raw in enumerate(raws):
         plan = _parse_plan(raw, file, i)
         line = raw.get("__line__")
         if plan.id in plans:
             raise ConfigError(
-                file, line, f"duplicate plan id {plan.id!r}", "give each plan a unique id"
+                file, line, f"duplicate plan id {_shown(plan.id)}", "give each plan a unique id"
             )
         plans[plan.id] = plan
         lines[plan.id] = line
+    return plans, lines
+
+
+def _check_fallbacks(plans: dict[str, Plan], lines: dict[str, Any], file: str) -> None:
     for plan in plans.values():
         where = f"{lines[plan.id]} (plan {plan.id})"
         if plan.fallback is None:
@@ -553,14 +704,14 @@ def _load_plans(directory: Path) -> dict[str, Plan]:
             raise ConfigError(
                 file,
                 where,
-                f"unknown fallback plan {plan.fallback!r}",
+                f"unknown fallback plan {_shown(plan.fallback)}",
                 "name a plan defined in plans.yaml",
             )
         if target.currency != plan.currency:
             raise ConfigError(
                 file,
                 where,
-                f"fallback plan {target.id!r} is in {target.currency}, not {plan.currency}",
+                f"fallback plan {_shown(target.id)} is in {target.currency}, not {plan.currency}",
                 "fall back only on a plan with the same currency",
             )
         chain = [plan.id]
@@ -577,12 +728,43 @@ def _load_plans(directory: Path) -> dict[str, Plan]:
                 raise ConfigError(
                     file,
                     where,
-                    f"fallback plan {cursor.id!r} is in {cursor.currency}, not {plan.currency}",
+                    f"fallback plan {_shown(cursor.id)} is in {cursor.currency}, not {plan.currency}",
                     "fall back only on plans with the same currency",
                 )
             chain.append(cursor.id)
             cursor = plans.get(cursor.fallback) if cursor.fallback else None
-    return plans
+
+
+def _parse_max_call_seconds(doc: dict[Any, Any], root: yaml.Node | None, file: str) -> int:
+    """The top-level ``max_call_seconds``: a whole number of seconds, default one day."""
+    if "max_call_seconds" not in doc:
+        return DEFAULT_MAX_CALL_SECONDS
+    value = doc["max_call_seconds"]
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if whole and 1 <= value <= MAX_CALL_SECONDS_LIMIT:
+        return int(value)
+    raise ConfigError(
+        file,
+        _key_line(root, "max_call_seconds"),
+        f"max_call_seconds {_shown(value)} is not a whole number of seconds "
+        f"from 1 to {MAX_CALL_SECONDS_LIMIT} (100 years)",
+        "write e.g. 'max_call_seconds: 86400' (one day), or remove it for that default",
+    )
+
+
+def _key_line(root: yaml.Node | None, key: str) -> int | None:
+    """The 1-based line of the top-level ``key`` in the document ``root``."""
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key_node, value_node in root.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            return int(value_node.start_mark.line) + 1
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------
@@ -592,40 +774,52 @@ def _load_plans(directory: Path) -> dict[str, Plan]:
 def _read_csv(
     path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()
 ) -> list[tuple[int, dict[str, str]]]:
+    """(line, row) of every non-blank data line; line 1 is the header."""
     file = str(path)
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
     try:
-        handle = path.open(encoding="utf-8", newline="")
-    except FileNotFoundError:
-        raise ConfigError(
-            file, None, "file not found", f"create {path.name} in the tariff directory"
-        ) from None
-    rows: list[tuple[int, dict[str, str]]] = []
-    with handle:
-        reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
             raise ConfigError(file, 1, "empty file", f"write the header: {','.join(columns)}")
         header = [h.strip() for h in header]
-        missing = [c for c in columns if c not in header and c not in optional]
-        if missing:
+        _check_header(header, columns, optional, file)
+        return _read_rows(reader, header, file)
+    except csv.Error as exc:
+        raise ConfigError(
+            file,
+            reader.line_num,
+            f"unreadable CSV ({_first_line(exc)})",
+            "close every quote on its line and keep fields under 128 KiB",
+        ) from None
+
+
+def _check_header(
+    header: list[str], columns: tuple[str, ...], optional: tuple[str, ...], file: str
+) -> None:
+    missing = [c for c in columns if c not in header and c not in optional]
+    if missing:
+        raise ConfigError(
+            file,
+            1,
+            f"missing column(s) {', '.join(missing)}",
+            f"the header must have {','.join(columns)}",
+        )
+
+
+def _read_rows(reader: Any, header: list[str], file: str) -> list[tuple[int, dict[str, str]]]:
+    rows: list[tuple[int, dict[str, str]]] = []
+    for record in reader:
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        line = reader.line_num
+        if len(record) != len(header):
             raise ConfigError(
                 file,
-                1,
-                f"missing column(s) {', '.join(missing)}",
-                f"the header must have {','.join(columns)}",
+                line,
+                f"{len(record)} fields, expected {len(header)}",
+                "match the header's columns",
             )
-        for record in reader:
-            if not record or all(not cell.strip() for cell in record):
-                continue
-            line = reader.line_num
-            if len(record) != len(header):
-                raise ConfigError(
-                    file,
-                    line,
-                    f"{len(record)} fields, expected {len(header)}",
-                    "match the header's columns",
-                )
-            rows.append((line, {h: v.strip() for h, v in zip(header, record, strict=True)}))
+        rows.append((line, {h: v.strip() for h, v in zip(header, record, strict=True)}))
     return rows
 
 
@@ -638,7 +832,7 @@ def _parse_instant(text: str, file: str, line: int, column: str) -> datetime:
         raise ConfigError(
             file,
             line,
-            f"column {column!r}: {text!r} is not an ISO-8601 timestamp with offset",
+            f"column {column!r}: {_shown(text)} is not an ISO-8601 timestamp with offset",
             "write e.g. 2025-01-01T00:00:00+01:00 (or ...Z)",
         )
     return value
@@ -649,15 +843,48 @@ def _epoch_us(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _parse_int(text: str, file: str, line: int, column: str, *, minimum: int) -> int:
-    if not re.fullmatch(r"[0-9]+", text) or int(text) < minimum:
+def _parse_int(
+    text: str,
+    file: str,
+    line: int,
+    column: str,
+    *,
+    minimum: int,
+    maximum: int = MAX_INCREMENT_SECONDS,
+) -> int:
+    # At most 9 digits: never more than int() reads from text, always within maximum's reach.
+    if not re.fullmatch(r"[0-9]{1,9}", text) or not minimum <= int(text) <= maximum:
         raise ConfigError(
             file,
             line,
-            f"column {column!r}: {text!r} is not an integer >= {minimum}",
-            f"write whole seconds >= {minimum}",
+            f"column {column!r}: {_shown(text)} is not an integer from {minimum} to {maximum}",
+            f"write whole seconds from {minimum} to {maximum}",
         )
     return int(text)
+
+
+def _parse_amount(text: str, file: str, line: int, column: str) -> Decimal:
+    """A price or fee of rates.csv: a plain decimal within the deck's digit limits."""
+    if len(text) > 2 * (MAX_AMOUNT_WHOLE_DIGITS + MAX_AMOUNT_DECIMALS):
+        raise _amount_too_long(text, file, line, column)
+    value = parse_decimal(text, file=file, line=line, column=column)
+    whole, _, fraction = text.strip().lstrip("+-").partition(".")
+    if (
+        len(whole.lstrip("0")) > MAX_AMOUNT_WHOLE_DIGITS
+        or len(fraction.rstrip("0")) > MAX_AMOUNT_DECIMALS
+    ):
+        raise _amount_too_long(text, file, line, column)
+    return value
+
+
+def _amount_too_long(text: str, file: str, line: int, column: str) -> ConfigError:
+    return ConfigError(
+        file,
+        line,
+        f"column {column!r}: {_shown(text)} has too many digits",
+        f"write at most {MAX_AMOUNT_WHOLE_DIGITS} digits before the point "
+        f"and {MAX_AMOUNT_DECIMALS} after it",
+    )
 
 
 def _load_rates(directory: Path, plans: dict[str, Plan]) -> tuple[pl.DataFrame, int]:
@@ -672,21 +899,23 @@ def _load_rates(directory: Path, plans: dict[str, Plan]) -> tuple[pl.DataFrame, 
         plan = plans.get(plan_id)
         if plan is None:
             raise ConfigError(
-                file, line, f"unknown plan {plan_id!r}", "use a plan id defined in plans.yaml"
+                file, line, f"unknown plan {_shown(plan_id)}", "use a plan id defined in plans.yaml"
             )
         kind, direction = row["kind"], row["direction"]
         if kind not in KINDS:
-            raise ConfigError(file, line, f"unknown kind {kind!r}", "use call, sms or ring_through")
+            raise ConfigError(
+                file, line, f"unknown kind {_shown(kind)}", "use call, sms or ring_through"
+            )
         if direction not in DIRECTIONS:
             raise ConfigError(
-                file, line, f"unknown direction {direction!r}", "use inbound or outbound"
+                file, line, f"unknown direction {_shown(direction)}", "use inbound or outbound"
             )
         prefix = row["prefix"]
         if not _DIGITS.fullmatch(prefix) or len(prefix) > MAX_PREFIX_DIGITS:
             raise ConfigError(
                 file,
                 line,
-                f"prefix {prefix!r} is not up to {MAX_PREFIX_DIGITS} digits",
+                f"prefix {_shown(prefix)} is not up to {MAX_PREFIX_DIGITS} digits",
                 "write digits only, no '+'",
             )
         band = row["band"]
@@ -694,7 +923,7 @@ def _load_rates(directory: Path, plans: dict[str, Plan]) -> tuple[pl.DataFrame, 
             raise ConfigError(
                 file,
                 line,
-                f"band {band!r} is not a band of plan {plan_id}",
+                f"band {_shown(band)} is not a band of plan {plan_id}",
                 "use 'any' or a band name of the plan",
             )
         eff_from = _parse_instant(row["effective_from"], file, line, "effective_from")
@@ -712,7 +941,7 @@ def _load_rates(directory: Path, plans: dict[str, Plan]) -> tuple[pl.DataFrame, 
             if text == "" and column != "price":
                 value = Decimal(0)
             else:
-                value = parse_decimal(text, file=file, line=line, column=column)
+                value = _parse_amount(text, file, line, column)
             if value < 0:
                 raise ConfigError(
                     file, line, f"column {column!r} is negative", "prices and fees must be >= 0"
@@ -806,39 +1035,28 @@ def _load_tenants(directory: Path, plans: dict[str, Plan]) -> dict[str, Tenant]:
             raise ConfigError(file, line, "empty tenant_id", "give every tenant an id")
         if tenant_id in tenants:
             raise ConfigError(
-                file, line, f"duplicate tenant {tenant_id!r}", "list each tenant once"
+                file, line, f"duplicate tenant {_shown(tenant_id)}", "list each tenant once"
             )
         if row["plan_id"] not in plans:
             raise ConfigError(
                 file,
                 line,
-                f"unknown plan {row['plan_id']!r}",
+                f"unknown plan {_shown(row['plan_id'])}",
                 "use a plan id defined in plans.yaml",
             )
         billing = row["billing"]
         if billing not in ("prepaid", "postpaid"):
-            raise ConfigError(file, line, f"unknown billing {billing!r}", "use prepaid or postpaid")
-        amounts: dict[str, int] = {}
-        for column in ("opening_balance", "low_balance_threshold", "recharge_amount"):
-            text = row[column]
-            value = (
-                Decimal(0)
-                if text == ""
-                else parse_decimal(text, file=file, line=line, column=column)
+            raise ConfigError(
+                file, line, f"unknown billing {_shown(billing)}", "use prepaid or postpaid"
             )
-            try:
-                amounts[column] = decimal_to_micros(value)
-            except ValueError:
-                raise ConfigError(
-                    file,
-                    line,
-                    f"column {column!r}: {text!r} has more than 6 decimals",
-                    "round it to micros",
-                ) from None
+        amounts = {
+            column: _parse_balance(row[column], file, line, column)
+            for column in ("opening_balance", "low_balance_threshold", "recharge_amount")
+        }
         auto = row["auto_recharge"].lower()
         if auto not in ("true", "false", ""):
             raise ConfigError(
-                file, line, f"auto_recharge {row['auto_recharge']!r}", "write true or false"
+                file, line, f"auto_recharge {_shown(row['auto_recharge'])}", "write true or false"
             )
         tenants[tenant_id] = Tenant(
             tenant_id=tenant_id,
@@ -850,6 +1068,38 @@ def _load_tenants(directory: Path, plans: dict[str, Plan]) -> dict[str, Tenant]:
             auto_recharge=auto == "true",
         )
     return tenants
+
+
+def _parse_balance(text: str, file: str, line: int, column: str) -> int:
+    """An amount of tenants.csv in exact micros (empty = 0)."""
+    if text == "":
+        return 0
+    whole_digits = len(str(MAX_BALANCE_MICROS)) - 6
+    if len(text) > 2 * len(str(MAX_BALANCE_MICROS)):
+        raise ConfigError(
+            file,
+            line,
+            f"column {column!r}: {_shown(text)} has too many digits",
+            f"write at most {whole_digits} digits before the point and 6 after it",
+        )
+    value = parse_decimal(text, file=file, line=line, column=column)
+    try:
+        micros = decimal_to_micros(value)
+    except ValueError:
+        raise ConfigError(
+            file,
+            line,
+            f"column {column!r}: {_shown(text)} has more than 6 decimals",
+            "round it to micros",
+        ) from None
+    if abs(micros) > MAX_BALANCE_MICROS:
+        raise ConfigError(
+            file,
+            line,
+            f"column {column!r}: {_shown(text)} is too large",
+            f"write at most {whole_digits} digits before the point",
+        )
+    return micros
 
 
 # ---------------------------------------------------------------------------------------
@@ -869,6 +1119,7 @@ def _build(
     scale: int,
     *,
     dense_limit: int = DENSE_INDEX_LIMIT,
+    max_call_seconds: int = DEFAULT_MAX_CALL_SECONDS,
 ) -> Tariff:
     plan_ids = tuple(plans)
     if len(plan_ids) > MAX_PLANS:
@@ -946,6 +1197,7 @@ def _build(
         rate_index=rate_index,
         tenant_frame=tenant_frame,
         max_price_num=max_num,
+        max_call_seconds=max_call_seconds,
     )
 
 
@@ -955,17 +1207,78 @@ def load_tariff(directory: Path) -> Tariff:
     Raises ConfigError(file, line, problem, fix) on the first problem found.
     """
     directory = Path(directory)
-    if not directory.is_dir():
+    _check_directory(directory)
+    plans_file = _load_plans(directory)
+    plans = plans_file.plans
+    rates, scale = _load_rates(directory, plans)
+    if rates.height == 0:
+        log.warning("%s has no rates: every CDR will be unrated (no_rate)", directory / RATES_FILE)
+    _check_charge_bounds(rates, scale, plans_file.max_call_seconds, str(directory / RATES_FILE))
+    tenants = _load_tenants(directory, plans)
+    return _build(plans, tenants, rates, scale, max_call_seconds=plans_file.max_call_seconds)
+
+
+def _check_charge_bounds(rates: pl.DataFrame, scale: int, max_call_seconds: int, file: str) -> None:
+    """Every charge a rate can make stays within MAX_CHARGE_MICROS: a call of
+    max_call_seconds, one sms segment, one ring-through attempt (an sms with too many
+    segments to charge exactly is the core's bad_segments)."""
+    limit = MAX_CHARGE_MICROS // MICROS * 60 * 10**scale  # in the numerators' unit
+    columns = (
+        "kind",
+        "connect_num",
+        "price_num",
+        "min_num",
+        "first_increment",
+        "increment",
+        "line",
+    )
+    for kind, connect, price, minimum, first, inc, line in rates.select(columns).iter_rows():
+        if kind == "call":
+            billed = (
+                first
+                if max_call_seconds <= first
+                else first + -(-(max_call_seconds - first) // inc) * inc
+            )
+            most = max(minimum * 60, connect * 60 + price * billed)
+            what = f"a call of max_call_seconds ({max_call_seconds} s)"
+        else:
+            most, what = price * 60, f"one {'segment' if kind == 'sms' else 'attempt'}"
+        if most > limit:
+            raise ConfigError(
+                file,
+                line,
+                f"{what} at this rate would cost more than {MAX_CHARGE_MICROS // MICROS:,} "
+                "currency units, the most one record is ever charged",
+                "check the price (a decimal per minute, segment or attempt), or lower "
+                "max_call_seconds in plans.yaml",
+            )
+
+
+def _check_directory(directory: Path) -> None:
+    try:
+        if directory.is_dir():
+            return
+        exists = directory.exists()
+    except OSError as exc:
         raise ConfigError(
             str(directory),
             None,
-            "tariff directory not found",
-            "pass the directory holding plans.yaml",
+            f"tariff directory cannot be read ({exc.strerror or type(exc).__name__})",
+            "pass a directory readable by the user running the rater",
+        ) from None
+    if exists:
+        raise ConfigError(
+            str(directory),
+            None,
+            "is a file, not a tariff directory",
+            "pass the directory holding plans.yaml, rates.csv and tenants.csv",
         )
-    plans = _load_plans(directory)
-    rates, scale = _load_rates(directory, plans)
-    tenants = _load_tenants(directory, plans)
-    return _build(plans, tenants, rates, scale)
+    raise ConfigError(
+        str(directory),
+        None,
+        "tariff directory not found",
+        "pass the directory holding plans.yaml",
+    )
 
 
 assert MINUTES_PER_WEEK == 7 * 1440

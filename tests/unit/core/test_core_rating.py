@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -77,9 +77,18 @@ def test_duplicates_in_batch_and_against_state(tariff: Tariff) -> None:
     assert col(first, "reason")[2] == "duplicate"
     again = rate(tariff, [cdr("a", kind="sms"), cdr("a", tenant="post", kind="sms")], first.state)
     assert col(again, "status") == ["duplicate", "rated"]
-    pruned = first.state.prune_seen(at(4, 0))
+    everyone = pl.lit(True)
+    kept = first.state.prune_seen(_us(at(4, 0)), 86_400_000_000, everyone)
+    assert kept.seen.height == 1, "the key is within a day of the watermark"
+    pruned = first.state.prune_seen(_us(at(4, 0)), 1, everyone)
     assert pruned.seen.height == 0
+    others = first.state.prune_seen(_us(at(4, 0)), 1, pl.col("tenant_id") == "someone else")
+    assert others.seen.height == 1, "only the given tenants' keys are pruned"
     assert col(rate(tariff, [cdr("a", kind="sms")], pruned), "status") == ["rated"]
+
+
+def _us(when: datetime) -> int:
+    return (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def test_billable_time_floors_sub_millisecond_and_increments(tariff: Tariff) -> None:
@@ -266,6 +275,8 @@ def test_state_round_trips_bytes(tariff: Tariff) -> None:
         tariff, [cdr("a", kind="sms", segments=3), cdr("b", tenant="b", callee="+1", seconds=1)]
     ).state
     assert RatingState.from_bytes(state.to_bytes()).equals(state)
-    only_b = state.select_tenants(["b"])
+    only_b = state.filter_tenants(pl.col("tenant_id") == "b")
     assert set(only_b.seen["tenant_id"]) == {"b"}
-    assert state.drop_tenants(["b"]).balances["tenant_id"].to_list() == ["pre"]
+    assert state.filter_tenants(pl.col("tenant_id") != "b").balances["tenant_id"].to_list() == [
+        "pre"
+    ]
