@@ -3,15 +3,22 @@
 The file is rated in slices of ``batch_size`` records, threading the rating state
 (seen ids, allowance usage, balances) from one slice to the next, so the output is
 the same whatever the slice size. The three output files are written under
-temporary names in the output directory and renamed into place only once all of
-them are complete, so a reader never sees a half-written file.
+temporary names (``.<name>.<pid>.tmp``) in the output directory and renamed into
+place only once all of them are complete, so a reader never sees a half-written
+file; the temporary files a killed run left behind are removed by the next run.
+
+The output directory is checked (created if missing, proven writable) before the
+input is read, so a bad ``--output`` fails fast with one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +27,7 @@ from typing import TextIO
 
 import polars as pl
 
-from rater.cdr_files import iter_cdr_batches, read_cdrs
+from rater.cdr_files import check_input_file, iter_cdr_batches, read_cdrs
 from rater.core.columns import BALANCE_SCHEMA, EVENT_SCHEMA, RATED_EXTRA_SCHEMA
 from rater.core.money import format_micros
 from rater.errors import UsageError
@@ -34,8 +41,17 @@ __all__ = [
     "register",
 ]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_BATCH_SIZE = 100_000
 OUTPUT_FILES = ("rated.parquet", "events.parquet", "balances.parquet")
+# The temporary name of an output file while it is written: .<name>.<pid>.tmp
+_TEMP_NAME = re.compile(
+    r"\.(?P<name>" + "|".join(re.escape(n) for n in OUTPUT_FILES) + r")\.(?P<pid>[0-9]+)\.tmp"
+)
+# A run writes its temporary files within minutes; one untouched this long is stale
+# even if its pid now belongs to another process.
+_STALE_TEMP_SECONDS = 24 * 3600
 STATUSES = ("rated", "unrated", "invalid", "duplicate")
 # Below this many records the run is over before a bar would be worth drawing.
 PROGRESS_MIN_RECORDS = 200_000
@@ -93,16 +109,15 @@ def rate_file(
     if size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {size}")
     config_dir, input_path, output_dir = Path(config_dir), Path(input_path), Path(output_dir)
-    if not config_dir.is_dir():
+    if not _exists(config_dir):
         raise UsageError(
             f"tariff directory {config_dir} does not exist: pass --config DIR "
             "(or set RATER_TARIFF_DIR) to a directory holding plans.yaml, rates.csv, tenants.csv"
         )
-    tariff = load_tariff(config_dir)
+    tariff = load_tariff(config_dir)  # a file, not a directory: ConfigError from here
+    check_input_file(input_path)
+    _prepare_output_dir(output_dir)
     cdrs = read_cdrs(input_path)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UsageError(f"--output {output_dir} exists and is not a directory")
-    output_dir.mkdir(parents=True, exist_ok=True)
 
     bar = (
         _ProgressBar(cdrs.height, sys.stderr)
@@ -140,6 +155,92 @@ def rate_file(
     return _summarize(input_path, output_dir, rated, events, balances)
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return True  # present but unreadable: loading it says why
+
+
+def _prepare_output_dir(output_dir: Path) -> None:
+    """Create ``output_dir`` if missing, prove it writable, remove stale temporary files.
+
+    Raises UsageError (one line, with the fix) when it is not a directory, cannot be
+    created or cannot be written to.
+    """
+    try:
+        if output_dir.exists() and not output_dir.is_dir():
+            raise UsageError(
+                f"--output {output_dir}: exists and is not a directory. "
+                "Fix: choose a directory (it is created if missing)"
+            )
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--output {output_dir}: cannot be created ({_reason(exc)}). "
+            "Fix: choose a directory you can write to"
+        ) from None
+    _check_writable(output_dir)
+    _remove_stale_temps(output_dir)
+
+
+def _check_writable(output_dir: Path) -> None:
+    """Create and remove a probe file: the only test that holds for every user
+    (root included), file system (read-only mounts) and access control scheme."""
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".rater-write-check.", dir=output_dir)
+    except OSError as exc:
+        raise UsageError(
+            f"--output {output_dir}: not writable ({_reason(exc)}). "
+            "Fix: choose a directory you can write to"
+        ) from None
+    os.close(handle)
+    Path(probe).unlink(missing_ok=True)
+
+
+def _remove_stale_temps(output_dir: Path) -> None:
+    """Delete ``.<output name>.<pid>.tmp`` files of runs that no longer exist."""
+    try:
+        entries = list(os.scandir(output_dir))
+    except OSError:
+        return
+    for entry in entries:
+        match = _TEMP_NAME.fullmatch(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        if _process_alive(int(match["pid"])) and not _untouched_for_long(entry):
+            continue  # another run writing right now: leave it
+        try:
+            os.unlink(entry.path)
+            log.info("removed %s, left by an interrupted run", entry.path)
+        except OSError as exc:
+            log.warning("cannot remove %s (%s)", entry.path, _reason(exc))
+
+
+def _untouched_for_long(entry: os.DirEntry[str]) -> bool:
+    try:
+        modified = entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return False
+    return time.time() - modified > _STALE_TEMP_SECONDS
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # ours from an earlier call in this process, now stale
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # exists, but belongs to another user
+    except (ProcessLookupError, OverflowError):
+        return False  # gone, or a number no process can have
+    return True
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
 def _empty_rated(cdrs: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([cdrs, pl.DataFrame(schema=RATED_EXTRA_SCHEMA)], how="horizontal")
 
@@ -153,6 +254,12 @@ def _write_atomically(output_dir: Path, frames: dict[str, pl.DataFrame]) -> None
             frame.write_parquet(tmp, compression="zstd", statistics=True)
         for name, tmp in temps.items():
             os.replace(tmp, output_dir / name)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        reason = _reason(exc) if isinstance(exc, OSError) else str(exc).strip().split("\n")[0]
+        raise UsageError(
+            f"--output {output_dir}: writing the results failed ({reason}). "
+            "Fix: free some space or choose another directory you can write to"
+        ) from None
     finally:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)

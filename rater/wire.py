@@ -14,13 +14,15 @@ names the broken messages and still decodes the good ones.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
 import logging
 import os
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -49,6 +51,7 @@ __all__ = [
     "encode_topup",
     "frame_message",
     "load_schema",
+    "native_stderr_silenced",
     "schema_dir",
     "unframe_bodies",
     "write_avro_file",
@@ -69,6 +72,37 @@ _NON_MINIMAL_VARINT = b"\x80\x00"
 # A failed bulk decode is retried on _SPLIT parts; parts this small go message by message.
 _SPLIT = 8
 _MIN_BULK = 256
+
+
+# --------------------------------------------------------------------------- quiet panics
+
+_SILENCE = threading.Lock()
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 to /dev/null meanwhile.
+
+    Polars' Avro reader panics on some garbage; the panic is caught (the batch is then
+    split to find the poison message), but Rust's panic hook has already printed a
+    message and a backtrace to fd 2, which would only alarm an operator. Python's own
+    output is not lost when ``sys.stderr`` writes to a duplicate of fd 2 (the CLI sets
+    that up at start).
+    """
+    with _SILENCE:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 at all: nothing to silence
+            yield
+            return
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
 
 
 # --------------------------------------------------------------------------- schemas
@@ -730,7 +764,8 @@ def _bulk_read(name: str, bodies: Sequence[bytes]) -> pl.DataFrame | None:
         return None
     block = b"".join((header, _varint(len(bodies)), _varint(len(data)), data, sync))
     try:
-        df = pl.read_avro(io.BytesIO(block))
+        with native_stderr_silenced():
+            df = pl.read_avro(io.BytesIO(block))
     except (
         BaseException
     ) as exc:  # Polars raises a PanicException (not an Exception) on some garbage
@@ -888,12 +923,17 @@ def _decode_range(
 # --------------------------------------------------------------------------- JSON
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def _json_time(v: Any) -> int | None:
     if v is None:
         return None
     if isinstance(v, bool):
         raise ValueError("boolean timestamp")
     if isinstance(v, int):
+        if not _INT64[0] <= v <= _INT64[1]:
+            raise ValueError("timestamp out of range")
         return v
     if isinstance(v, str):
         dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
@@ -918,6 +958,8 @@ def _json_row(obj: Any) -> dict[str, Any]:
         elif f.kind in (_STRING, _ENUM):
             if v is not None and not isinstance(v, str):
                 raise ValueError(f"{name} is not a string")
+            if v is not None:
+                v.encode("utf-8")  # a lone surrogate ("\ud800") is not text
             if f.kind == _ENUM and v not in f.symbols:
                 raise ValueError(f"{name} {v!r} unknown")
             row[name] = v
@@ -926,12 +968,13 @@ def _json_row(obj: Any) -> dict[str, Any]:
                 v = 0 if name == "hold_ms" else 1
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"{name} is not an integer")
+            low, high = _INT32 if f.kind == _INT else _INT64
+            if not low <= v <= high:
+                raise ValueError(f"{name} out of range")
             row[name] = v
     missing = [n for n in (*_JSON_REQUIRED, "start_time", "end_time") if row[n] is None]
     if missing:
         raise ValueError(f"missing {missing}")
-    if not (-(2**31) <= row["segments"] < 2**31):
-        raise ValueError("segments out of range")
     return row
 
 
@@ -947,12 +990,12 @@ def decode_cdrs_json(values: Iterable[bytes]) -> DecodeResult:
     for i, v in enumerate(values):
         try:
             obj = json.loads(v)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             errors.append((i, "json_decode_error"))
             continue
         try:
             rows.append(_json_row(obj))
-        except (ValueError, TypeError, OverflowError):
+        except (ValueError, TypeError, OverflowError, RecursionError, UnicodeError):
             errors.append((i, "invalid_json_record"))
             continue
         indices.append(i)

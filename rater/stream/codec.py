@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -12,8 +14,11 @@ import polars as pl
 from rater import wire
 from rater.core.columns import CDR_SCHEMA, TOPUP_SCHEMA
 from rater.core.money import decimal_to_micros
+from rater.core.rating import VALID_FROM_US, VALID_UNTIL_US
 from rater.core.tariff import Tariff
 from rater.settings import Settings
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 __all__ = [
     "Decoded",
@@ -58,8 +63,38 @@ def decode_cdrs(settings: Settings, values: list[bytes | None]) -> Decoded:
         framed, schema_id = _framing(settings, "cdr")
         res = wire.decode_cdrs(bodies, framed=framed, schema_id=schema_id)
     failures += [(present[i], reason) for i, reason in res.errors]
+    good = [present[i] for i in res.indices]
+    frame, good, dated = _representable(res.frame, good)
+    failures += dated
     failures.sort()
-    return Decoded(res.frame, [present[i] for i in res.indices], failures)
+    return Decoded(frame, good, failures)
+
+
+# Timestamps a calendar can show: 0001-01-01T00:00Z to 9999-12-31T23:59:59.999999Z. A
+# CDR with a time outside it is dead-lettered: its rated record (which repeats the CDR)
+# could not be read back by Avro readers that turn timestamps into dates.
+_FIRST_DATE_US = -62_135_596_800_000_000
+_LAST_DATE_US = 253_402_300_799_999_999
+_TIMES = ("start_time", "answer_time", "end_time")
+
+
+def _representable(
+    frame: pl.DataFrame, good: list[int]
+) -> tuple[pl.DataFrame, list[int], list[tuple[int, str]]]:
+    """Drop the rows with a time no calendar can show, as ``timestamp_out_of_range``."""
+    if frame.height == 0:
+        return frame, good, []
+    ok = frame.select(
+        pl.all_horizontal(
+            pl.col(c).dt.epoch("us").is_between(_FIRST_DATE_US, _LAST_DATE_US).fill_null(True)
+            for c in _TIMES
+        )
+    ).to_series()
+    if ok.all():
+        return frame, good, []
+    flags = ok.to_list()
+    bad = [(i, "timestamp_out_of_range") for i, keep in zip(good, flags, strict=True) if not keep]
+    return frame.filter(ok), [i for i, keep in zip(good, flags, strict=True) if keep], bad
 
 
 def decode_topups(settings: Settings, tariff: Tariff, values: list[bytes | None]) -> Decoded:
@@ -80,45 +115,92 @@ def decode_topups(settings: Settings, tariff: Tariff, values: list[bytes | None]
         except Exception:  # any undecodable body is dead-lettered, never fatal
             failures.append((i, "topup_decode_error"))
             continue
+        except BaseException as exc:  # a Rust panic in a decoder is a BaseException
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            failures.append((i, "topup_decode_error"))
+            continue
         reason, row = _topup_row(tariff, rec)
         if reason:
             failures.append((i, reason))
         else:
             rows.append(row)
             good.append(i)
-    frame = pl.DataFrame(rows, schema=TOPUP_SCHEMA) if rows else pl.DataFrame(schema=TOPUP_SCHEMA)
-    return Decoded(frame, good, failures)
+    schema = {**TOPUP_SCHEMA, "time": pl.Int64()}
+    frame = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+    return Decoded(frame.cast(TOPUP_SCHEMA), good, failures)  # type: ignore[arg-type]
+
+
+# A top-up above this (in micros: a billion currency units) is refused as bad_amount:
+# nobody pays that in at once, and balances stay far from the limits of Int64.
+MAX_TOPUP_MICROS = 10**15
+_MAX_ID_CHARS = 256
+_SOURCES = ("manual", "auto_recharge")
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def _topup_row(tariff: Tariff, rec: Any) -> tuple[str | None, dict[str, Any]]:
+    """The validated top-up row of a decoded message, or the reason it is dead-lettered.
+
+    Every field is checked before any arithmetic, so no value can raise here or later
+    when the batch's frame is built: the amount is a plain positive decimal with at most
+    6 decimals and at most MAX_TOPUP_MICROS; the time is within the contract's range.
+    """
     if not isinstance(rec, dict):
         return "topup_decode_error", {}
-    tenant = tariff.tenants.get(str(rec.get("tenant_id")))
-    if tenant is None:
+    tenant_id, topup_id = rec.get("tenant_id"), rec.get("topup_id")
+    if not isinstance(tenant_id, str) or tenant_id not in tariff.tenants:
         return "unknown_tenant", {}
-    if tenant.billing != "prepaid":
+    if tariff.tenants[tenant_id].billing != "prepaid":
         return "postpaid_tenant", {}
-    try:
-        amount = Decimal(str(rec.get("amount")))
-        micros = decimal_to_micros(amount)
-    except (InvalidOperation, ValueError, ArithmeticError):
+    if not isinstance(topup_id, str) or not 0 < len(topup_id) <= _MAX_ID_CHARS:
+        return "missing_topup_id", {}
+    micros = _amount_micros(rec.get("amount"))
+    if micros is None:
         return "bad_amount", {}
-    if micros <= 0 or not rec.get("topup_id"):
-        return "bad_amount" if micros <= 0 else "missing_topup_id", {}
-    source = str(rec.get("source") or "manual")
+    time_us = _time_us(rec.get("time"))
+    if time_us is None:
+        return "bad_time", {}
+    source = rec.get("source") or "manual"
+    if source not in _SOURCES:
+        return "bad_source", {}
     return None, {
-        "tenant_id": tenant.tenant_id,
-        "topup_id": str(rec["topup_id"]),
+        "tenant_id": tenant_id,
+        "topup_id": topup_id,
         "amount_micros": micros,
         "source": source,
-        "time": _as_time(rec.get("time")),
+        "time": time_us,
     }
 
 
-def _as_time(value: Any) -> Any:
-    if isinstance(value, int):
-        return pl.Series([value]).cast(pl.Datetime("us", "UTC")).item()
-    return value
+def _amount_micros(value: Any) -> int | None:
+    """Micros of a plain decimal string in (0, MAX_TOPUP_MICROS] with <= 6 decimals."""
+    if not isinstance(value, str) or len(value) > 40 or not _DECIMAL.fullmatch(value):
+        return None
+    try:
+        micros = decimal_to_micros(Decimal(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return micros if 0 < micros <= MAX_TOPUP_MICROS else None
+
+
+def _time_us(value: Any) -> int | None:
+    """Microseconds since the epoch of an aware datetime, integer micros or ISO-8601 text
+    with an offset, when within [2000-01-01, 2100-01-01); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            return None
+        value = (value - _EPOCH) // timedelta(microseconds=1)
+    if isinstance(value, int) and VALID_FROM_US <= value < VALID_UNTIL_US:
+        return value
+    return None
 
 
 def cdr_bodies(

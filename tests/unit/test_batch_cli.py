@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import time
 from pathlib import Path
 
 import fastavro
@@ -288,3 +290,166 @@ def test_progress_bar_draws_on_one_line() -> None:
     text = stream.getvalue()
     assert text.count("\r") == 2 and text.endswith("\n")
     assert "50/100 records 50% 25/s" in text and "100/100 records 100% 25/s" in text
+
+
+# ---------------------------------------------------------------------------------------
+# The output directory is checked before any input is read
+
+
+def _cli(args: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    from rater.cli import main
+
+    rc = main(args)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    return rc, err.strip().splitlines()
+
+
+def _unreadable_input(tmp_path: Path) -> Path:
+    """A CSV that fails to parse: an --output error must be reported before it is read."""
+    path = tmp_path / "bad.csv"
+    path.write_text(HEADER + "\nx,acme,call,outbound,+1,+1,not-a-time,,also-not,,\n")
+    return path
+
+
+def _rate_to(
+    output: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> tuple[int, list[str]]:
+    args = [
+        "rate-file",
+        "--config",
+        str(EXAMPLE_CONFIG),
+        "--input",
+        str(_unreadable_input(tmp_path)),
+    ]
+    return _cli([*args, "--output", str(output)], capfd)
+
+
+def test_output_under_a_regular_file_cannot_be_created(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "plain").write_text("not a directory")
+    rc, lines = _rate_to(tmp_path / "plain" / "out", tmp_path, capfd)
+    assert rc == 2 and len(lines) == 1
+    assert "--output" in lines[0] and "cannot be created (Not a directory)" in lines[0]
+    assert "Fix: choose a directory you can write to" in lines[0]
+
+
+def test_output_that_is_a_file(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "out").write_text("results")
+    rc, lines = _rate_to(tmp_path / "out", tmp_path, capfd)
+    assert rc == 2 and len(lines) == 1
+    assert "exists and is not a directory" in lines[0] and "Fix:" in lines[0]
+    assert (tmp_path / "out").read_text() == "results"
+
+
+@pytest.mark.parametrize("directory", ["/proc", "/sys"])
+def test_output_that_is_not_writable(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], directory: str
+) -> None:
+    # Kernel file systems refuse new files even to root (chmod does not stop root).
+    target = Path(directory)
+    if not target.is_dir() or (os.access(target, os.W_OK) and _can_create_in(target)):
+        pytest.skip(f"{directory} is not a read-only directory here")
+    rc, lines = _rate_to(target, tmp_path, capfd)
+    assert rc == 2 and len(lines) == 1
+    assert f"--output {directory}: not writable" in lines[0]
+    assert "Fix: choose a directory you can write to" in lines[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes whatever the mode")
+def test_output_without_write_permission(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        rc, lines = _rate_to(locked, tmp_path, capfd)
+    finally:
+        locked.chmod(0o700)
+    assert rc == 2 and len(lines) == 1
+    assert "not writable (Permission denied)" in lines[0]
+
+
+def _can_create_in(directory: Path) -> bool:
+    import tempfile
+
+    try:
+        handle, name = tempfile.mkstemp(dir=directory)
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(name)
+    return True
+
+
+def test_leftover_temp_files_of_a_killed_run_are_removed(
+    traffic: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    dead_pid = 10**9  # above any pid_max
+    stale = [out / f".{name}.{dead_pid}.tmp" for name in OUTPUT_FILES]
+    old_but_alive = out / f".rated.parquet.{os.getppid()}.tmp"
+    alive = out / f".events.parquet.{os.getppid()}.tmp"
+    users = [
+        out / ".rated.parquet.abc.tmp",
+        out / ".notes.parquet.123.tmp",
+        out / "rated.parquet.123.tmp",
+        out / f".rated.parquet.{dead_pid}.tmp.bak",
+        out / "my.csv",
+    ]
+    for path in [*stale, old_but_alive, alive, *users]:
+        path.write_text("x")
+    two_days_ago = time.time() - 2 * 86_400
+    os.utime(old_but_alive, (two_days_ago, two_days_ago))
+    (out / f".balances.parquet.{dead_pid + 1}.tmp").mkdir()  # not a file: not ours
+    rc, _ = _cli(
+        [
+            "rate-file",
+            "--config",
+            str(EXAMPLE_CONFIG),
+            "--input",
+            str(traffic),
+            "--output",
+            str(out),
+        ],
+        capfd,
+    )
+    assert rc == 0
+    assert not any(p.exists() for p in [*stale, old_but_alive])
+    assert alive.exists()  # a run writing now
+    assert all(p.exists() for p in users)
+    assert (out / f".balances.parquet.{dead_pid + 1}.tmp").is_dir()
+    assert all((out / name).is_file() for name in OUTPUT_FILES)
+
+
+def test_a_failed_write_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The disk fills up (or the directory vanishes) after the checks passed.
+    source = tmp_path / "one.csv"
+    source.write_text(
+        HEADER + "\na,acme,sms,outbound,+1,+33612345678,2026-11-02T10:00:00Z,,"
+        "2026-11-02T10:00:00Z,,1\n"
+    )
+
+    def full(self: pl.DataFrame, file: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", full)
+    out = tmp_path / "out"
+    rc, lines = _cli(
+        [
+            "rate-file",
+            "--config",
+            str(EXAMPLE_CONFIG),
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+        ],
+        capfd,
+    )
+    assert rc == 2 and len(lines) == 1
+    assert "writing the results failed (No space left on device)" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == []  # no temporary file left behind
