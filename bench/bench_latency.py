@@ -90,7 +90,9 @@ def main() -> None:
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         time.sleep(8)  # the rater joins its group and restores state
-        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        producer = Producer(
+            {"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random"}
+        )
 
         def delivered(err: object, msg: object) -> None:
             if err is None:

@@ -39,6 +39,8 @@ def publish_frame(bootstrap: str, topic: str, frame: pl.DataFrame) -> None:
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
+            # The rater checks that each tenant is on its murmur2 partition (the default).
+            "partitioner": "murmur2_random",
             "linger.ms": 50,
             "batch.size": 1_000_000,
             "compression.type": "lz4",

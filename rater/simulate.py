@@ -334,6 +334,7 @@ def publish(
     garbage_fraction: float = 0.0,
     seed: int = 0,
     flush_timeout_s: float = 120.0,
+    partitioner: str = "murmur2_random",
 ) -> PublishStats:
     """Produce every row of ``frame`` to ``topic`` keyed by tenant_id, in row order.
 
@@ -353,6 +354,9 @@ def publish(
         corrupt_messages(values, garbage_fraction, seed, framed=schema_id is not None)
     keys = [t.encode() for t in frame.get_column("tenant_id").to_list()]
     conf = {
+        # The rater dead-letters a tenant's message found on another partition than this
+        # partitioner's (its setting RATER_KAFKA__PARTITIONER, default murmur2_random).
+        "partitioner": partitioner,
         "linger.ms": 20,
         "batch.size": 1_000_000,
         "compression.type": "lz4",
@@ -530,6 +534,7 @@ def _run(args: argparse.Namespace) -> int:
         rate=args.rate,
         garbage_fraction=garbage,
         seed=args.seed,
+        partitioner=settings.kafka.partitioner,
     )
     rate = stats.delivered / stats.seconds if stats.seconds else 0.0
     print(f"published {stats.delivered} CDRs to {topic} in {stats.seconds:.2f}s ({rate:,.0f}/s)")

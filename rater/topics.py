@@ -24,18 +24,21 @@ class TopicSpec:
 
 
 def ensure_topics(
-    admin_conf: Mapping[str, Any], specs: Sequence[TopicSpec], timeout_s: float = 30.0
+    admin: Mapping[str, Any] | Any, specs: Sequence[TopicSpec], timeout_s: float = 30.0
 ) -> None:
     """Create the topics that do not exist yet and wait until metadata shows every partition
     of every topic with a leader. Existing topics are left as they are (a partition count
     that differs from the spec is logged, not changed).
+
+    ``admin``: an admin client, or the configuration to make one with.
     """
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     if not specs:
         return
-    admin = AdminClient(dict(admin_conf))
+    if isinstance(admin, Mapping):
+        admin = AdminClient(dict(admin))
     try:
         existing = admin.list_topics(timeout=timeout_s).topics
     except KafkaException as exc:

@@ -1,4 +1,9 @@
-"""What every sink is: a small object with ``write(batch)``, ``flush()`` and ``close()``."""
+"""What every dataset sink is: the protocol the streaming job really uses.
+
+A batch's rows are staged while its Kafka transaction is open, published once it has
+committed, discarded when it aborted, and recovered by the next owner of a partition
+after a crash (see :mod:`sinks.dataset`).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,8 @@ __all__ = ["Sink", "SinkBatch"]
 class SinkBatch:
     """Rows that came from one input topic-partition's offsets [first_offset, last_offset].
 
-    ``generation`` is the consumer-group generation under which the rows were rated: when
-    a fenced process (a zombie) left files behind, the rows of the newest generation win.
+    ``generation`` is the changelog offset at which the writer took the partition over:
+    a later owner's is larger or equal.
     """
 
     topic: str
@@ -27,8 +32,10 @@ class SinkBatch:
 
 
 class Sink(Protocol):
-    def write(self, batch: SinkBatch) -> None: ...
+    def stage(self, batch: SinkBatch, token: str) -> None: ...
 
-    def flush(self) -> None: ...
+    def publish(self, token: str) -> None: ...
 
-    def close(self) -> None: ...
+    def discard(self, token: str) -> None: ...
+
+    def recover(self, topic: str, partition: int, committed: str) -> None: ...

@@ -1,24 +1,70 @@
-"""Kafka client configuration for the streaming job, and the changelog restore reader."""
+"""Kafka clients of the streaming job: their configuration, where they come from, and the
+changelog restore reader.
+
+The job never constructs a client itself: it asks a :class:`KafkaClients` factory, so the
+unit tests can hand it in-memory fakes (:mod:`rater.stream.testing`) and run the commit
+path, rebalances and restores in milliseconds, with failures injected anywhere.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from rater.errors import TransientError
+from rater.logs import kafka_logger
 from rater.settings import Settings
 from rater.stream.changelog import Replayer
 
-__all__ = ["consumer_config", "producer_config", "restore_partition", "restore_partitions"]
+__all__ = [
+    "ConfluentClients",
+    "KafkaClients",
+    "client_config",
+    "consumer_config",
+    "producer_config",
+    "restore_partition",
+    "restore_partitions",
+]
 
 log = logging.getLogger(__name__)
 
 
-def consumer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
+class KafkaClients(Protocol):
+    """Where the job's Kafka clients come from."""
+
+    def consumer(self, conf: dict[str, Any]) -> Any: ...
+
+    def producer(self, conf: dict[str, Any]) -> Any: ...
+
+    def admin(self, conf: dict[str, Any]) -> Any: ...
+
+
+class ConfluentClients:
+    """Real clients (confluent-kafka, i.e. librdkafka)."""
+
+    def consumer(self, conf: dict[str, Any]) -> Any:
+        return Consumer(conf)
+
+    def producer(self, conf: dict[str, Any]) -> Any:
+        return Producer(conf)
+
+    def admin(self, conf: dict[str, Any]) -> Any:
+        return AdminClient(conf)
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Common properties, with librdkafka's log routed through Python logging."""
     conf = settings.kafka.client_config()
+    conf["logger"] = kafka_logger()
+    return conf
+
+
+def consumer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
+    conf = client_config(settings)
     conf.update(
         {
             "group.id": settings.stream.group_id,
@@ -44,12 +90,14 @@ def consumer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
 
 
 def producer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
-    conf = settings.kafka.client_config()
+    conf = client_config(settings)
     conf.update(
         {
             # A stable id per instance: a restarted instance fences its previous self and
             # aborts whatever transaction that one left open.
             "transactional.id": f"{settings.stream.transactional_id_prefix}-{instance_id}",
+            # Outputs go to explicit partitions; this only matters for a message without one.
+            "partitioner": settings.kafka.partitioner,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
@@ -65,10 +113,17 @@ def producer_config(settings: Settings, instance_id: str) -> dict[str, Any]:
 
 
 def restore_partitions(
-    settings: Settings, topic: str, partitions: list[int], timeout_s: float = 120.0
+    settings: Settings,
+    topic: str,
+    partitions: list[int],
+    timeout_s: float = 120.0,
+    clients: KafkaClients | None = None,
 ) -> dict[int, Replayer]:
-    """Read changelog partitions from their start to their end (committed data only)."""
-    conf = settings.kafka.client_config()
+    """Read changelog partitions from their start to their end (committed data only).
+
+    Each replayer's ``end_offset`` is where its partition's log ended when read.
+    """
+    conf = client_config(settings)
     conf.update(
         {
             "group.id": f"{settings.stream.group_id}-restore",
@@ -78,7 +133,7 @@ def restore_partitions(
         }
     )
     replayers = {p: Replayer() for p in partitions}
-    consumer = Consumer(conf)
+    consumer = (clients or ConfluentClients()).consumer(conf)
     try:
         ends: dict[int, int] = {}
         starts: list[TopicPartition] = []
@@ -87,6 +142,7 @@ def restore_partitions(
             if marks is None:
                 raise TransientError(f"no watermarks for {topic}[{p}]")
             low, high = marks
+            replayers[p].end_offset = high
             if high > low:
                 ends[p] = high
                 starts.append(TopicPartition(topic, p, low))
@@ -119,7 +175,11 @@ def restore_partitions(
 
 
 def restore_partition(
-    settings: Settings, topic: str, partition: int, timeout_s: float = 120.0
+    settings: Settings,
+    topic: str,
+    partition: int,
+    timeout_s: float = 120.0,
+    clients: KafkaClients | None = None,
 ) -> Replayer:
     """Read one changelog partition from its start to its end."""
-    return restore_partitions(settings, topic, [partition], timeout_s)[partition]
+    return restore_partitions(settings, topic, [partition], timeout_s, clients)[partition]

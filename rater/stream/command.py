@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from rater import metrics
@@ -58,7 +60,9 @@ def add_stream_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--input-format", choices=["avro", "json"], help="CDR encoding (RATER_STREAM__INPUT_FORMAT)"
     )
-    p.add_argument("--metrics-port", type=int, help="Prometheus port, 0 = off (RATER_METRICS_PORT)")
+    p.add_argument(
+        "--metrics-port", type=int, help="Prometheus port, 0 = any free port (RATER_METRICS_PORT)"
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -94,13 +98,32 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
+    stop = _StopRequest()  # a SIGTERM during start-up: stop before anything is written
     settings = settings_from_args(args)
     tariff = load_tariff(settings.tariff_dir)
-    metrics.serve(settings.metrics_port)
+    if stop.requested:
+        return 0
+    metrics.serve(settings.metrics_port, settings.metrics_enabled)
     instance = settings.stream.instance_id or socket.gethostname()
-    summary = RaterJob(settings, tariff, instance).run()
+    job = RaterJob(settings, tariff, instance)
+    if stop.requested:
+        return 0
+    summary = job.run()  # installs its own handlers: finish the batch, then stop
     print_summary(summary)
     return 0
+
+
+class _StopRequest:
+    """Remembers a SIGTERM or SIGINT received before the job takes the signals over."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d during start-up: stopping", signum)
+        self.requested = True
 
 
 def print_summary(summary: RunSummary, out: Any = None) -> None:

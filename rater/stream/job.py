@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -15,21 +16,43 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from rater import metrics
 from rater.core.tariff import Tariff
-from rater.errors import ConfigError, TransientError
+from rater.errors import ConfigError, TerminalError, TransientError
 from rater.settings import Settings
-from rater.stream.clients import consumer_config, producer_config, restore_partitions
+from rater.stream.clients import (
+    ConfluentClients,
+    KafkaClients,
+    client_config,
+    consumer_config,
+    producer_config,
+    restore_partitions,
+)
 from rater.stream.inputs import InputBatch, collect_batch
-from rater.stream.step import BatchOutput, HeldState, PartitionMeta, rate_step
+from rater.stream.partitioner import TenantPartitioner
+from rater.stream.step import BatchOutput, HeldState, PartitionMeta, StepContext, rate_step
 from rater.topics import TopicSpec, ensure_topics
 from sinks import DuckDBCatalog, LocalDirectory, MonthPartitionedDataset
 
-__all__ = ["RaterJob", "RunSummary"]
+__all__ = ["PublishError", "RaterJob", "RunSummary", "SinkError"]
 
 log = logging.getLogger(__name__)
+
+_MAX_BACKOFF_S = 30.0
+
+
+class SinkError(TransientError):
+    """Writing a batch's files failed (a full disk, a lost mount): the batch is aborted,
+    rewound and tried again later, like an abortable Kafka error."""
+
+
+class PublishError(TransientError):
+    """A committed batch's files could not be moved into the dataset: they stay staged,
+    and the partition's next owner publishes them (the job restarts its clients)."""
+
+    out: BatchOutput
 
 
 @dataclass
@@ -51,19 +74,36 @@ class RunSummary:
 
 
 class RaterJob:
-    def __init__(self, settings: Settings, tariff: Tariff, instance_id: str) -> None:
+    """One member of the rater's consumer group.
+
+    ``clients`` makes the Kafka clients (real ones by default); ``clock`` is the wall
+    clock in seconds (it caps the dedupe watermark); ``sleep`` waits between retries.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        tariff: Tariff,
+        instance_id: str,
+        *,
+        clients: KafkaClients | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self.tariff = tariff
         self.instance_id = instance_id
+        self.clients: KafkaClients = clients or ConfluentClients()
+        self.clock = clock
+        self.sleep = sleep
         self.summary = RunSummary()
         self.held = HeldState.empty()
         self.meta: dict[int, PartitionMeta] = {}
+        self.partitioner: TenantPartitioner | None = None
         self._stopping = False
-        # The batch being collected: a rebalance drops the messages of revoked partitions
-        # from it at once (the partition may come back in the same rebalance, and its
-        # messages are then read again from the committed offset).
         self._pending = InputBatch()
         self._idle_since = time.monotonic()
+        self._failures = 0
         out = settings.output
         self.rated_sink = MonthPartitionedDataset(
             LocalDirectory(out.dataset_dir / "rated"), time_column="rating_time"
@@ -83,84 +123,130 @@ class RaterJob:
 
     # -- the commit path ----------------------------------------------------------------
 
-    def commit_batch(self, batch: InputBatch) -> BatchOutput:
+    def commit_batch(self, batch: InputBatch, token: str | None = None) -> BatchOutput:
         """Rate one batch and make its effects visible exactly once.
 
-        1. rate: decode, apply top-ups, rate CDRs against each partition's state.
-        2. write sinks: Parquet files named by topic-partition-offset range (a replay of
-           the same offsets replaces them, see sinks.dataset). The files are written by a
-           background thread while 3 and 4 run, and are complete before 5.
-        3. produce: rated records, balance events, dead letters and the state changelog,
-           all inside one Kafka transaction.
+        1. rate: decode, apply top-ups, rate CDRs against the held state (not adopted yet).
+        2. write sinks: the batch's Parquet files are staged under ``token``, invisible to
+           readers, by a background thread while 3 and 4 run; complete before 5.
+        3. produce: rated records, balance events, dead letters and the state changelog
+           (which names ``token``), all inside one Kafka transaction.
         4. send offsets: the input offsets after the batch join the same transaction.
         5. commit: outputs, changelog and offsets become visible together, or not at all;
            only then does this process adopt the new state.
+        6. publish: the staged files are renamed into the dataset. A crash before this
+           leaves them staged; the partition's next owner finds ``token`` as the last
+           committed batch in the changelog and publishes them (sinks.dataset).
         """
+        token = token or self._new_token()
         with _stage("rate"):  # 1
-            out = rate_step(self.settings, self.tariff, batch, self.held, self.meta)
-        sinks_written = self._files.submit(self._write_sinks, out)  # 2
+            out = rate_step(self._context(token), batch, self.held, self.meta)
+        staged = self._files.submit(self._stage_files, out)  # 2
         try:
             with _stage("produce"):  # 3
                 self.producer.begin_transaction()
                 self._produce(out)
             with _stage("send_offsets"):  # 4
-                offsets = [TopicPartition(t, p, last + 1) for (t, p), last in batch.last.items()]
-                group = self.consumer.consumer_group_metadata()
-                _bounded(
-                    lambda: self.producer.send_offsets_to_transaction(offsets, group, 15),
-                    20,
-                    "send_offsets_to_transaction",
-                )
+                self._send_offsets(batch)
         finally:
             with _stage("sinks"):  # never leave a file being written behind this function
-                futures.wait([sinks_written])
-        sinks_written.result()  # a sink that failed stops the batch before it commits
+                futures.wait([staged])
+        _raise_sink_error(staged)
         with _stage("commit"):  # 5
             self._commit_transaction()
-        self._adopt(out)
+            self._adopt(out)
+        with _stage("publish"):  # 6
+            try:
+                self._publish(out.token)
+            except PublishError as exc:
+                exc.out = out
+                raise
         return out
 
-    def _write_sinks(self, out: BatchOutput) -> None:
+    def _context(self, token: str) -> StepContext:
+        if self.partitioner is None:
+            raise TransientError("no partition count known yet: topics not checked")
+        now_us = int(self.clock() * 1_000_000)
+        return StepContext(self.settings, self.tariff, self.partitioner, now_us, token)
+
+    def _new_token(self) -> str:
+        return f"{self.instance_id}-{uuid.uuid4().hex[:16]}"
+
+    def _stage_files(self, out: BatchOutput) -> None:
         for sb in out.rated_sinks:
-            self.rated_sink.write(sb)
+            self.rated_sink.stage(sb, out.token)
         for sb in out.event_sinks:
-            self.event_sink.write(sb)
+            self.event_sink.stage(sb, out.token)
+
+    def _send_offsets(self, batch: InputBatch) -> None:
+        offsets = [TopicPartition(t, p, last + 1) for (t, p), last in batch.last.items()]
+        group = self.consumer.consumer_group_metadata()
+        _bounded(
+            lambda: self.producer.send_offsets_to_transaction(offsets, group, 15),
+            20,
+            "send_offsets_to_transaction",
+        )
+
+    def _publish(self, token: str) -> None:
+        try:
+            self.rated_sink.publish(token)
+            self.event_sink.publish(token)
+        except OSError as exc:
+            # Committed but not published: the next owner publishes it (recover).
+            raise PublishError(f"publishing committed batch {token}: {exc}") from exc
 
     # -- the loop ------------------------------------------------------------------------
 
     def run(self, *, handle_signals: bool = True) -> RunSummary:
         if handle_signals:
             self._install_signal_handlers()
-        self._ensure_topics()
-        while not self._stopping:
-            try:
-                self._session()
-            except KafkaException as exc:
-                err = exc.args[0]
-                if err.fatal() or not err.retriable():
-                    log.error("fatal Kafka error, restarting clients: %s", err)
-                else:
-                    log.warning("Kafka error, restarting clients: %s", err)
-                self._close_clients()
-                time.sleep(1.0)
-            except TransientError as exc:
-                log.warning("%s; restarting clients", exc)
-                self._close_clients()
-                time.sleep(1.0)
-        self._close_clients()
-        self._files.shutdown(wait=True)
+        try:
+            self._run_sessions()
+        finally:
+            self._close_clients()
+            self._files.shutdown(wait=True)
         if self.catalog is not None:
             self.catalog.refresh()
         return self.summary
+
+    def _run_sessions(self) -> None:
+        while not self._stopping:
+            try:
+                if self.partitioner is None:
+                    self._ensure_topics()
+                self._session()
+            except TerminalError:
+                raise
+            except KafkaException as exc:
+                err = exc.args[0]
+                level = logging.ERROR if err.fatal() or not err.retriable() else logging.WARNING
+                log.log(level, "Kafka error, restarting clients: %s", err)
+                self._restart()
+            except Exception as exc:  # a transient error, or a bug: never a crash loop
+                log.error("%s: %s; restarting clients", type(exc).__name__, exc)
+                log.debug("details", exc_info=True)
+                self._restart()
+
+    def _restart(self) -> None:
+        self._close_clients()
+        self._backoff()
+
+    def _backoff(self) -> None:
+        self._failures += 1
+        delay = min(_MAX_BACKOFF_S, 0.5 * 2 ** min(self._failures, 8))
+        waited = 0.0
+        while waited < delay and not self._stopping:
+            self.sleep(min(0.25, delay - waited))
+            waited += 0.25
 
     def stop(self) -> None:
         self._stopping = True
 
     def _session(self) -> None:
         s = self.settings
-        self.producer = Producer(producer_config(s, self.instance_id))
+        self.producer = self.clients.producer(producer_config(s, self.instance_id))
         self.producer.init_transactions(60)  # fences a previous incarnation of this instance
-        self.consumer = Consumer(consumer_config(s, self.instance_id))
+        self.consumer = self.clients.consumer(consumer_config(s, self.instance_id))
         self.consumer.subscribe(
             [s.topics.cdrs, s.topics.topups], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -188,24 +274,40 @@ class RaterJob:
         metrics.BATCH_RECORDS.observe(len(batch))
         if self.summary.busy_from is None:
             self.summary.busy_from = batch.received_at
+        token = self._new_token()
         try:
-            out = self.commit_batch(batch)
+            out = self.commit_batch(batch, token)
+        except PublishError as exc:
+            self._record(exc.out)  # committed: it counts; recovery publishes its files
+            raise
         except KafkaException as exc:
             err = exc.args[0]
             if not err.txn_requires_abort():
                 raise
-            log.warning("transaction aborted (%s); rewinding %d partitions", err, len(batch.first))
-            metrics.TRANSACTIONS.labels("aborted").inc()
-            metrics.BATCHES.labels("aborted").inc()
-            self.summary.aborted += 1
-            _bounded(lambda: self.producer.abort_transaction(30), 60, "abort_transaction")
-            self._rewind(batch)
+            self._abort(batch, token, f"transaction aborted ({err})")
             return
+        except SinkError as exc:
+            self._abort(batch, token, str(exc))
+            self._backoff()
+            return
+        self._failures = 0
         metrics.TRANSACTIONS.labels("committed").inc()
         metrics.BATCHES.labels("committed").inc()
         log.debug("committed a batch of %d messages", len(batch))
         self._record(out)
         self.summary.busy_until = time.monotonic()
+
+    def _abort(self, batch: InputBatch, token: str, why: str) -> None:
+        """Abort the open transaction, forget the staged files, read the batch again."""
+        log.warning("%s; rewinding %d partitions", why, len(batch.first))
+        metrics.TRANSACTIONS.labels("aborted").inc()
+        metrics.BATCHES.labels("aborted").inc()
+        self.summary.aborted += 1
+        _bounded(lambda: self.producer.abort_transaction(30), 60, "abort_transaction")
+        self.rated_sink.discard(token)
+        self.event_sink.discard(token)
+        for (topic, p), first in batch.first.items():
+            self.consumer.seek(TopicPartition(topic, p, first))
 
     def _produce(self, out: BatchOutput) -> None:
         produce = self.producer.produce
@@ -246,17 +348,16 @@ class RaterJob:
                 err = exc.args[0]
                 if err.retriable() and not err.txn_requires_abort() and attempt < 9:
                     log.warning("commit_transaction: %s; retrying", err)
-                    time.sleep(min(0.2 * 2**attempt, 5.0))
+                    self.sleep(min(0.2 * 2**attempt, 5.0))
                     continue
                 raise
 
     def _adopt(self, out: BatchOutput) -> None:
         self.held = out.held
         for p, live in out.live_keys.items():
-            pm = self.meta.setdefault(p, PartitionMeta(generation=_now_us()))
+            pm = self.meta.setdefault(p, PartitionMeta(generation=0))
             pm.live_keys = live
             pm.batches_since_snapshot = 0 if p in out.snapshotted else pm.batches_since_snapshot + 1
-        metrics.STATE_TENANTS.set(self.held.owners.height)
 
     def _record(self, out: BatchOutput) -> None:
         self.summary.batches += 1
@@ -267,7 +368,7 @@ class RaterJob:
         for status in ("rated", "unrated", "invalid", "duplicate", "dead_lettered"):
             metrics.RECORDS.labels(status).inc(out.counts[status])
         for currency, micros in out.charges.items():
-            metrics.CHARGED_MICROS.labels(currency).inc(micros)
+            metrics.add_charges(currency, micros)
         for event, n in out.events.items():
             metrics.BALANCE_EVENTS.labels(event).inc(n)
         for reason, n in out.dead_reasons.items():
@@ -275,54 +376,70 @@ class RaterJob:
         metrics.TOPUPS.labels("applied").inc(out.counts["topup_applied"])
         metrics.TOPUPS.labels("duplicate").inc(out.counts["topup_duplicate"])
 
-    def _rewind(self, batch: InputBatch) -> None:
-        for (topic, p), first in batch.first.items():
-            self.consumer.seek(TopicPartition(topic, p, first))
-
     # -- partitions moving ---------------------------------------------------------------
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         cdrs = self.settings.topics.cdrs
         mine = [tp.partition for tp in partitions if tp.topic == cdrs]
         started = time.monotonic()
-        restored = restore_partitions(self.settings, self.settings.topics.changelog, mine)
+        self._check_partition_count(consumer)
+        assert self.partitioner is not None
+        restored = restore_partitions(
+            self.settings, self.settings.topics.changelog, mine, clients=self.clients
+        )
         for p, replayer in restored.items():
-            self.held = self.held.add_partition(p, replayer.state)
-            self.meta[p] = PartitionMeta(generation=_now_us(), live_keys=replayer.live_keys)
-            self.rated_sink.assign(cdrs, p)
-            self.event_sink.assign(cdrs, p)
+            self.held = self.held.add_partition(p, replayer.state, self.partitioner)
+            self.meta[p] = PartitionMeta(
+                generation=replayer.end_offset, live_keys=replayer.live_keys
+            )
+            self.rated_sink.recover(cdrs, p, replayer.last_batch)
+            self.event_sink.recover(cdrs, p, replayer.last_batch)
         if mine:
             metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
             log.info("assigned %s%s: state restored", cdrs, mine)
+        metrics.STATE_TENANTS.set(len(self.held.tenant_ids()))
         self._idle_since = time.monotonic()  # idleness counts from the assignment on
-        metrics.STATE_TENANTS.set(self.held.owners.height)
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         self._pending.drop_partitions({(tp.topic, tp.partition) for tp in partitions})
         for tp in partitions:
-            if tp.topic == self.settings.topics.cdrs:
-                self.held = self.held.drop_partition(tp.partition)
+            if tp.topic == self.settings.topics.cdrs and self.partitioner is not None:
+                self.held = self.held.drop_partition(tp.partition, self.partitioner)
                 self.meta.pop(tp.partition, None)
-                self.rated_sink.revoke(tp.topic, tp.partition)
-                self.event_sink.revoke(tp.topic, tp.partition)
+        metrics.STATE_TENANTS.set(len(self.held.tenant_ids()))
         log.info("revoked %d partitions", len(partitions))
+
+    def _check_partition_count(self, consumer: Any) -> None:
+        """Partitions added to the input topic would move tenants to other partitions than
+        their state's: refuse to go on rather than rate against the wrong state."""
+        topic = self.settings.topics.cdrs
+        now = len(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+        if self.partitioner is not None and now != self.partitioner.partitions:
+            raise ConfigError(
+                f"topic {topic}",
+                None,
+                f"now has {now} partitions, not {self.partitioner.partitions}",
+                "a tenant's partition depends on the partition count: restore the count, "
+                "or migrate the state before adding partitions",
+            )
 
     # -- set-up and tear-down ------------------------------------------------------------
 
     def _ensure_topics(self) -> None:
         s = self.settings
         t = s.topics
-        admin = s.kafka.client_config()
-        ensure_topics(admin, [TopicSpec(t.cdrs, t.partitions)])
+        admin = self.clients.admin(client_config(s))
+        rf = t.replication_factor
+        ensure_topics(admin, [TopicSpec(t.cdrs, t.partitions, replication_factor=rf)])
         n = _partition_count(admin, t.cdrs)
         ensure_topics(
             admin,
             [
-                TopicSpec(t.topups, n),
-                TopicSpec(t.rated, n),
-                TopicSpec(t.events, n),
-                TopicSpec(t.dead_letter, n),
-                TopicSpec(t.changelog, n, {"cleanup.policy": "compact"}),
+                TopicSpec(t.topups, n, replication_factor=rf),
+                TopicSpec(t.rated, n, replication_factor=rf),
+                TopicSpec(t.events, n, replication_factor=rf),
+                TopicSpec(t.dead_letter, n, replication_factor=rf),
+                TopicSpec(t.changelog, n, {"cleanup.policy": "compact"}, replication_factor=rf),
             ],
         )
         for topic in (t.topups, t.changelog):
@@ -335,6 +452,7 @@ class RaterJob:
                     "a tenant's CDRs, top-ups and state must share a partition number: "
                     "give these topics the same partition count",
                 )
+        self.partitioner = TenantPartitioner(n, s.kafka.partitioner)
 
     def _close_clients(self) -> None:
         # Bounded: a client stuck on a lost coordinator must not keep the job from going on.
@@ -363,11 +481,15 @@ class RaterJob:
         signal.signal(signal.SIGINT, handler)
 
 
-def _partition_count(admin_conf: dict[str, Any], topic: str) -> int:
-    from confluent_kafka.admin import AdminClient
-
-    md = AdminClient(admin_conf).list_topics(topic, timeout=30)
+def _partition_count(admin: Any, topic: str) -> int:
+    md = admin.list_topics(topic, timeout=30)
     return len(md.topics[topic].partitions)
+
+
+def _raise_sink_error(staged: futures.Future[None]) -> None:
+    exc = staged.exception()
+    if exc is not None:
+        raise SinkError(f"writing the batch's files: {type(exc).__name__}: {exc}") from exc
 
 
 def _bounded(call: Callable[[], object], timeout_s: float, what: str) -> None:
@@ -402,7 +524,3 @@ def _stage(name: str) -> Iterator[None]:
         yield
     finally:
         metrics.STAGE_SECONDS.labels(name).observe(time.perf_counter() - started)
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000

@@ -87,7 +87,13 @@ def publish(
 ) -> None:
     """Produce (key, value) pairs in order with the default partitioner, then flush."""
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True}
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "enable.idempotence": True,
+            # What the rater expects of producers keyed by tenant (its default partitioner).
+            "partitioner": "murmur2_random",
+        }
     )
     for key, value in items:
         while True:

@@ -100,7 +100,28 @@ def _assert_exactly_once(
         ref["events"].select(list(EVENT_SCHEMA)).sort("tenant_id", "cdr_id", "event")
     )
     assert _stream_balances(env).equals(ref["balances"])
+    _assert_dataset_exactly_once(env, ref["rated"])
     return ref
+
+
+def _assert_dataset_exactly_once(env: StreamEnv, ref: pl.DataFrame) -> None:
+    """The Parquet dataset and its DuckDB view hold each consumed record once, as rated,
+    and nothing of an uncommitted attempt is left anywhere."""
+    files = sorted((env.out / "rated").glob("month=*/*.parquet"))
+    rows = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+    assert rows.select("source_partition", "source_offset").is_unique().all()
+    assert _canonical(rows, ref).equals(_canonical(ref, ref))
+    assert not [p for p in env.out.rglob("_staging/**/*") if p.is_file()], "staged files left"
+    assert not list(env.out.rglob("*.tmp")), "temporary files left"
+    con = duckdb.connect(str(env.out / "rater.duckdb"), read_only=True)
+    try:
+        (n, micros) = con.execute(  # type: ignore[misc]
+            "SELECT count(*), sum(charge_micros) FROM rated_usage"
+        ).fetchone()
+    finally:
+        con.close()
+    assert n == ref.height
+    assert micros == ref.get_column("charge_micros").sum()
 
 
 def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -159,7 +180,8 @@ def test_bad_input_is_dead_lettered_and_counts_add_up(
         (b"acme", b"\x07" + body[1:]),  # wrong magic byte
         (b"acme", body[:1] + (99).to_bytes(4, "big") + body[5:]),  # unknown schema id
         (b"acme", b""),
-        (b"acme", wire.frame_message(cdr_items(broken)[0][1], 1)),  # invalid: ends before it starts
+        # Invalid (ends before it starts), keyed by its own tenant so that it is not misrouted.
+        (cdr_items(broken)[0][0], wire.frame_message(cdr_items(broken)[0][1], 1)),
     ]
     items = framed[:100] + bad[:3] + framed[100:200] + bad[3:] + framed[200:]
     publish(stream_env.bootstrap, stream_env.topic("cdrs"), items)

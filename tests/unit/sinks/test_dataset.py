@@ -35,9 +35,13 @@ def _files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet"))
 
 
-def test_files_are_named_by_offsets_and_partitioned_by_month(tmp_path: Path) -> None:
+def test_staged_files_are_invisible_until_published(tmp_path: Path) -> None:
     sink = _sink(tmp_path)
-    sink.write(SinkBatch("cdrs", 0, 10, 12, 1, _rows([10, 11, 12], ["b", "a", "b"], [10, 11, 10])))
+    sink.stage(
+        SinkBatch("cdrs", 0, 10, 12, 1, _rows([10, 11, 12], ["b", "a", "b"], [10, 11, 10])), "t1"
+    )
+    assert _files(tmp_path / "month=2026-10") == []
+    sink.publish("t1")
     assert _files(tmp_path) == [
         "month=2026-10/cdrs-0-00000000000000000010-00000000000000000012.parquet",
         "month=2026-11/cdrs-0-00000000000000000010-00000000000000000012.parquet",
@@ -46,43 +50,64 @@ def test_files_are_named_by_offsets_and_partitioned_by_month(tmp_path: Path) -> 
     assert oct_rows.get_column("tenant_id").to_list() == ["b", "b"]
     assert oct_rows.get_column("writer_generation").to_list() == [1, 1]
     assert not list(tmp_path.rglob("*.tmp")), "no temporary file is left behind"
+    assert [p for p in tmp_path.rglob("_staging/**/*") if p.is_file()] == []
 
 
-def test_replay_with_other_batch_bounds_never_duplicates(tmp_path: Path) -> None:
-    # A batch [0, 3] written but never committed (crash), then replayed as [0, 1] and [2, 3]:
-    # the tenant-month "a/11" of the first attempt has no twin in the replay's first batch.
+def test_discarded_attempts_leave_nothing(tmp_path: Path) -> None:
     sink = _sink(tmp_path)
-    sink.write(
-        SinkBatch("cdrs", 0, 0, 3, 1, _rows([0, 1, 2, 3], ["a", "a", "b", "b"], [10, 10, 11, 11]))
+    sink.stage(
+        SinkBatch("cdrs", 0, 0, 3, 1, _rows([0, 1, 2, 3], ["a", "a", "b", "b"], [10, 10, 11, 11])),
+        "t1",
     )
-    restarted = _sink(tmp_path)
-    restarted.assign("cdrs", 0)
-    restarted.write(SinkBatch("cdrs", 0, 0, 1, 2, _rows([0, 1], ["a", "a"], [10, 10])))
-    restarted.write(SinkBatch("cdrs", 0, 2, 3, 2, _rows([2, 3], ["b", "b"], [11, 11])))
-    all_rows = pl.read_parquet(tmp_path / "**/*.parquet")
-    assert sorted(all_rows.get_column("source_offset").to_list()) == [0, 1, 2, 3]
-    assert set(all_rows.get_column("writer_generation").to_list()) == {2}
+    sink.discard("t1")
+    sink.stage(SinkBatch("cdrs", 0, 0, 1, 1, _rows([0, 1], ["a", "a"], [10, 10])), "t2")
+    sink.publish("t2")
+    rows = pl.read_parquet(tmp_path / "month=*/*.parquet")
+    assert sorted(rows.get_column("source_offset").to_list()) == [0, 1]
 
 
-def test_committed_files_of_other_partitions_are_kept(tmp_path: Path) -> None:
-    sink = _sink(tmp_path)
-    sink.write(SinkBatch("cdrs", 0, 0, 0, 1, _rows([0], ["a"], [10])))
+def test_recover_publishes_the_committed_token_and_deletes_the_others(tmp_path: Path) -> None:
+    # A crash after the commit of t1 and during the staging of t2 (never committed).
+    crashed = _sink(tmp_path)
+    crashed.stage(SinkBatch("cdrs", 0, 0, 1, 1, _rows([0, 1], ["a", "a"], [10, 10])), "t1")
+    crashed.stage(SinkBatch("cdrs", 0, 2, 3, 1, _rows([2, 3], ["a", "a"], [10, 10])), "t2")
     other = _rows([0], ["z"], [10]).with_columns(pl.lit(1).alias("source_partition"))
-    sink.write(SinkBatch("cdrs", 1, 0, 0, 1, other))
-    sink.write(SinkBatch("cdrs", 0, 1, 1, 1, _rows([1], ["a"], [10])))
-    assert len(_files(tmp_path)) == 3
+    crashed.stage(SinkBatch("cdrs", 1, 0, 0, 1, other), "t2")
+    owner = _sink(tmp_path)
+    owner.recover("cdrs", 0, committed="t1")
+    rows = pl.read_parquet(tmp_path / "month=*/*.parquet")
+    assert rows.get_column("source_offset").to_list() == [0, 1]
+    # Partition 1's staged file is its own owner's business.
+    assert [p.name for p in tmp_path.rglob("_staging/**/*.parquet")] == [
+        "cdrs-1-00000000000000000000-00000000000000000000.parquet"
+    ]
+    owner.recover("cdrs", 1, committed="")  # nothing ever committed there
+    assert not [p for p in tmp_path.rglob("_staging/**/*") if p.is_file()]
+
+
+def test_rows_without_a_rating_time_are_undated(tmp_path: Path) -> None:
+    sink = _sink(tmp_path)
+    rows = _rows([0, 1], ["a", "a"], [10, 10]).with_columns(
+        pl.when(pl.col("source_offset") == 1).then(pl.col("rating_time")).alias("rating_time")
+    )
+    sink.stage(SinkBatch("cdrs", 0, 0, 1, 1, rows), "t1")
+    sink.publish("t1")
+    assert _files(tmp_path) == [
+        "month=2026-10/cdrs-0-00000000000000000000-00000000000000000001.parquet",
+        "month=undated/cdrs-0-00000000000000000000-00000000000000000001.parquet",
+    ]
 
 
 def test_duckdb_views_keep_the_newest_generation(tmp_path: Path) -> None:
     rated = tmp_path / "rated"
-    # A fenced process (generation 1) wrote offsets 5..6 after the new owner (generation 2)
-    # took over and wrote them too: each offset must be counted once, from generation 2.
-    zombie = _sink(rated)
-    owner = _sink(rated)
-    owner.write(SinkBatch("cdrs", 0, 5, 6, 2, _rows([5, 6], ["a", "a"], [11, 11])))
-    zombie_rows = _rows([5], ["a"], [11]).with_columns(pl.lit(999).alias("charge_micros"))
-    zombie._scanned.add(("cdrs", 0))  # it never saw the owner's files
-    zombie.write(SinkBatch("cdrs", 0, 4, 5, 1, zombie_rows))
+    # Belt and braces: should two files ever hold the same offsets, each offset is counted
+    # once, from the newest writer generation.
+    sink = _sink(rated)
+    sink.stage(SinkBatch("cdrs", 0, 5, 6, 2, _rows([5, 6], ["a", "a"], [11, 11])), "t2")
+    old_rows = _rows([5], ["a"], [11]).with_columns(pl.lit(999).alias("charge_micros"))
+    sink.stage(SinkBatch("cdrs", 0, 4, 5, 1, old_rows), "t1")
+    sink.publish("t1")
+    sink.publish("t2")
     catalog = DuckDBCatalog(tmp_path / "r.duckdb", rated, tmp_path / "events")
     catalog.refresh()
     con = duckdb.connect(str(tmp_path / "r.duckdb"))
