@@ -1,4 +1,4 @@
-"""The ``rater`` command line. The only module that configures logging."""
+"""The ``rater`` command line. The only module that configures logging (via rater.logs)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from rater import __version__
+from rater import __version__, logs
 from rater.errors import RaterError, TerminalError
+from rater.settings import load_settings
 
 __all__ = ["main"]
 
@@ -46,15 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A poison message makes Polars' Avro reader panic (caught, then decoded one by one);
     # a Rust backtrace on stderr would only alarm the operator.
     os.environ["RUST_BACKTRACE"] = "0"
-    parser = _parser()
-    args = parser.parse_args(argv)
-    level = args.log_level or _env_log_level()
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _own_stderr()
+    args = _parser().parse_args(argv)
     try:
+        _configure_logging(args.log_level)
         rc: int = args.func(args)
     except TerminalError as exc:
         print(f"rater: error: {exc}", file=sys.stderr)
@@ -67,9 +63,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return rc
 
 
-def _env_log_level() -> str:
-    value = os.environ.get("RATER_LOG_LEVEL", "INFO").upper()
-    return value if value in {"DEBUG", "INFO", "WARNING", "ERROR"} else "INFO"
+def _own_stderr() -> None:
+    """Write Python's stderr to a duplicate of file descriptor 2.
+
+    The bulk Avro decoder silences fd 2 while Polars may panic on a poison message (see
+    rater.wire.native_stderr_silenced); with its own descriptor, nothing Python writes
+    meanwhile (log lines of other threads) is lost.
+    """
+    if sys.stderr is not sys.__stderr__:  # already redirected (a test's capture, an embedder)
+        return
+    try:
+        fd = os.dup(2)
+    except OSError:
+        return
+    sys.stderr = os.fdopen(fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+
+
+def _configure_logging(flag_level: str | None) -> None:
+    """Level from --log-level, else RATER_LOG_LEVEL; format from RATER_LOG_FORMAT.
+
+    A bad value in the environment raises ConfigError (one line, exit status 2).
+    """
+    settings = load_settings(log_level=flag_level)
+    logs.configure(settings.log_level, settings.log_format)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,15 +21,19 @@ import duckdb
 from rater.broker import LocalBroker
 from rater.core.money import format_micros
 from rater.core.tariff import load_tariff
+from rater.errors import UsageError
 from rater.settings import load_settings
 from rater.simulate import generate_cdrs, publish
 from rater.stream.command import print_summary
 from rater.stream.job import RaterJob
 from rater.topics import TopicSpec, ensure_topics
 
-__all__ = ["register", "run_demo"]
+__all__ = ["MARKER", "check_output", "prepare_output", "register", "run_demo"]
 
 log = logging.getLogger(__name__)
+
+# Left in the output directory by the demo: only a directory holding it is ever cleared.
+MARKER = ".rater-demo"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +46,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--config", type=Path, default=None, help="tariff directory (default config/)")
     p.add_argument("--count", type=int, default=20_000, help="CDRs to simulate")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--output", type=Path, default=Path("demo-out"), help="output directory")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=Path("demo-out"),
+        help="output directory: new, empty, or written by an earlier demo (default demo-out)",
+    )
     p.set_defaults(func=_handle)
 
 
@@ -53,10 +62,10 @@ def _handle(args: argparse.Namespace) -> int:
 
 
 def run_demo(config: Path, count: int, seed: int, output: Path, out: TextIO) -> None:
-    tariff = load_tariff(config)  # a bad tariff stops here, before any broker starts
-    if output.exists():
-        shutil.rmtree(output)
-    output.mkdir(parents=True)
+    # A bad output directory or tariff stops here, before any broker starts.
+    check_output(output)
+    tariff = load_tariff(config)
+    prepare_output(output)
     with tempfile.TemporaryDirectory(prefix="rater-demo-kafka-") as tmp:
         broker = LocalBroker(Path(tmp), heap="512m")
         print("starting a local Kafka broker ...", file=out, flush=True)
@@ -64,7 +73,7 @@ def run_demo(config: Path, count: int, seed: int, output: Path, out: TextIO) -> 
         try:
             settings = load_settings(
                 tariff_dir=config,
-                metrics_port=0,
+                metrics_enabled=False,
                 kafka={"bootstrap_servers": broker.bootstrap},
                 topics={"partitions": 3},
                 stream={"idle_exit_s": 3.0, "instance_id": "demo", "batch_max_records": 10_000},
@@ -89,6 +98,45 @@ def run_demo(config: Path, count: int, seed: int, output: Path, out: TextIO) -> 
     print("", file=out)
     print_summary(summary, out)
     _report(output, out)
+
+
+def check_output(output: Path) -> None:
+    """Refuse (UsageError) an output that is a file, or a non-empty directory not ours."""
+    if (output.exists() or output.is_symlink()) and not output.is_dir():
+        raise UsageError(
+            f"--output {output} exists and is not a directory. Fix: choose a new or empty directory"
+        )
+    if output.is_dir() and not (output / MARKER).is_file() and any(output.iterdir()):
+        raise UsageError(
+            f"--output {output} is not empty and was not created by rater demo. "
+            "Fix: choose a new or empty directory"
+        )
+
+
+def prepare_output(output: Path) -> None:
+    """Make ``output`` an empty directory holding the demo's marker.
+
+    A new or empty directory is used as is; one holding the marker (an earlier demo's
+    output) is emptied first; anything else is refused by :func:`check_output`, and
+    nothing of the user's is ever deleted.
+    """
+    check_output(output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--output {output}: cannot create it ({exc.strerror}). "
+            "Fix: choose a new or empty directory"
+        ) from None
+    for child in output.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    (output / MARKER).write_text(
+        "Written by `rater demo`; a later demo run may empty this directory.\n",
+        encoding="utf-8",
+    )
 
 
 def _report(output: Path, out: TextIO) -> None:

@@ -1,18 +1,30 @@
-"""Every Prometheus metric of the rater, defined once.
+"""Every Prometheus metric of the rater, defined once, and the /metrics endpoint.
 
 Labels are low-cardinality on purpose: status, reason, currency, event kind, stage and
 topic-partition numbers; never a tenant, a user or a phone number.
+
+Money is exact: :func:`add_charges` keeps a Python-int running total of micro-units per
+currency and exposes it as whole currency units (a counter) plus the micros beyond them
+(a gauge, 0..999999), so no value ever goes through a float that could round it.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import operator
+import threading
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from rater.errors import ConfigError
 
 __all__ = [
     "BALANCE_EVENTS",
     "BATCHES",
     "BATCH_RECORDS",
-    "CHARGED_MICROS",
+    "CHARGED_MICROS_REMAINDER",
+    "CHARGED_UNITS",
     "CONSUMED",
     "DEAD_LETTERED",
     "RECORDS",
@@ -21,8 +33,14 @@ __all__ = [
     "STATE_TENANTS",
     "TOPUPS",
     "TRANSACTIONS",
+    "add_charges",
+    "charged_micros",
     "serve",
 ]
+
+log = logging.getLogger(__name__)
+
+MICROS_PER_UNIT = 1_000_000
 
 CONSUMED = Counter("rater_consumed_records_total", "CDR messages consumed from the input topics.")
 RECORDS = Counter(
@@ -33,8 +51,16 @@ RECORDS = Counter(
 DEAD_LETTERED = Counter(
     "rater_dead_lettered_total", "Messages sent to the dead-letter topic, by reason.", ["reason"]
 )
-CHARGED_MICROS = Counter(
-    "rater_charged_micros_total", "Sum of charges, in micro-units of the currency.", ["currency"]
+CHARGED_UNITS = Counter(
+    "rater_charged_units_total",
+    "Whole currency units charged: floor(exact sum of charges in micro-units / 1e6). "
+    "The exact sum is this * 1e6 + rater_charged_micros_remainder.",
+    ["currency"],
+)
+CHARGED_MICROS_REMAINDER = Gauge(
+    "rater_charged_micros_remainder",
+    "Micro-units charged beyond rater_charged_units_total (0..999999).",
+    ["currency"],
 )
 BALANCE_EVENTS = Counter(
     "rater_balance_events_total", "Balance events emitted (low_balance, exhausted).", ["event"]
@@ -63,7 +89,58 @@ RESTORE_SECONDS = Histogram(
 STATE_TENANTS = Gauge("rater_state_tenants", "Tenants with rating state held by this process.")
 
 
-def serve(port: int) -> None:
-    """Expose /metrics on ``port`` (0 disables)."""
-    if port:
-        start_http_server(port)
+_charged: dict[str, int] = {}  # exact running totals, micro-units per currency
+_charged_lock = threading.Lock()
+
+
+def add_charges(currency: str, micros: int) -> None:
+    """Add ``micros`` (an exact integer, >= 0) to the charges of ``currency``."""
+    micros = operator.index(micros)  # an int, or a TypeError: never a float
+    if micros < 0:
+        raise ValueError(f"charges only grow: got {micros} micros for {currency}")
+    with _charged_lock:
+        before = _charged.get(currency, 0)
+        after = before + micros
+        _charged[currency] = after
+        units = after // MICROS_PER_UNIT - before // MICROS_PER_UNIT  # whole units crossed
+        CHARGED_UNITS.labels(currency).inc(units)
+        CHARGED_MICROS_REMAINDER.labels(currency).set(after % MICROS_PER_UNIT)
+
+
+def charged_micros(currency: str) -> int:
+    """The exact sum of the charges added for ``currency``, in micro-units."""
+    with _charged_lock:
+        return _charged.get(currency, 0)
+
+
+def serve(port: int, enabled: bool = True) -> int | None:
+    """Serve ``/metrics`` on ``port`` (0 = any free port); the port bound, or None if off.
+
+    A port that cannot be bound (already in use, or privileged) is a :class:`ConfigError`
+    naming RATER_METRICS_PORT, so the CLI prints one line and exits 2.
+    """
+    if not enabled:
+        log.info("metrics: off (RATER_METRICS_ENABLED=false)")
+        return None
+    try:
+        server, _thread = start_http_server(port)
+    except OSError as exc:
+        raise _bind_error(port, exc) from None
+    bound: int = server.server_port
+    log.info("metrics: serving /metrics on port %d", bound)
+    return bound
+
+
+def _bind_error(port: int, exc: OSError) -> ConfigError:
+    problem = (
+        f"port {port} is already in use"
+        if exc.errno == errno.EADDRINUSE
+        else f"cannot listen on port {port} ({exc.strerror or exc})"
+    )
+    return ConfigError(
+        "environment/flags",
+        "RATER_METRICS_PORT",
+        problem,
+        "choose another port, or 0 for any free port "
+        "(or RATER_METRICS_ENABLED=false to switch metrics off)",
+    )

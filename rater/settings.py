@@ -3,6 +3,9 @@
 Environment variables use the ``RATER_`` prefix and ``__`` for nesting, e.g.
 ``RATER_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or ``RATER_STREAM__BATCH_MAX_RECORDS=100000``.
 CLI flags are applied on top, as keyword arguments to :func:`load_settings`.
+
+Each field's ``description`` is its documentation: ``python -m rater.settings_doc`` renders
+the table of docs/configuration.md from them (a unit test fails when the two differ).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rater.errors import ConfigError
@@ -30,19 +33,41 @@ class _Frozen(BaseModel):
 
 
 class KafkaSettings(_Frozen):
-    bootstrap_servers: str = "127.0.0.1:9092"
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    # When set, Avro messages carry the Confluent framing (magic byte 0 + schema id).
-    schema_registry_url: str | None = None
-    # Schema ids used in that framing; a framed CDR with another id is dead-lettered.
-    schema_ids: dict[str, int] = Field(
-        default_factory=lambda: {"cdr": 1, "rated": 2, "balance_event": 3, "topup": 4}
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Kafka brokers, `host:port[,host:port...]`."
     )
-    # Extra librdkafka properties, e.g. {"socket.keepalive.enable": "true"}.
-    extra: dict[str, str] = Field(default_factory=dict)
+    security_protocol: str = Field(
+        default="PLAINTEXT",
+        description="librdkafka `security.protocol`: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    sasl_mechanism: str | None = Field(
+        default=None, description="librdkafka `sasl.mechanism`, e.g. PLAIN or SCRAM-SHA-512."
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password; a secret, never logged or printed."
+    )
+    schema_registry_url: str | None = Field(
+        default=None,
+        description="When set, Avro messages carry the Confluent framing "
+        "(magic byte 0 + schema id).",
+    )
+    schema_ids: dict[str, int] = Field(
+        default_factory=lambda: {"cdr": 1, "rated": 2, "balance_event": 3, "topup": 4},
+        description="Schema ids used in that framing; a framed CDR with another id is "
+        "dead-lettered.",
+    )
+    extra: dict[str, str] = Field(
+        default_factory=dict,
+        description='Extra librdkafka properties, e.g. `{"socket.keepalive.enable": "true"}`.',
+    )
+    partitioner: Literal["murmur2_random", "consistent_random"] = Field(
+        default="murmur2_random",
+        description="How producers map a tenant_id key to a partition: `murmur2_random` (Java "
+        "clients, Kafka Streams) or `consistent_random` (librdkafka's default, CRC32). The "
+        "rater dead-letters CDRs and top-ups on another partition as `misrouted`, and its "
+        "own producers (the simulator included) use it.",
+    )
 
     def client_config(self) -> dict[str, Any]:
         """librdkafka properties common to producers, consumers and admin clients."""
@@ -61,36 +86,76 @@ class KafkaSettings(_Frozen):
 
 
 class TopicSettings(_Frozen):
-    cdrs: str = "cdrs"
-    topups: str = "topups"
-    rated: str = "rated-usage"
-    events: str = "balance-events"
-    dead_letter: str = "cdrs-dlq"
-    changelog: str = "rater-state-changelog"
-    partitions: int = Field(default=6, ge=1)
-    replication_factor: int = Field(default=1, ge=1)
+    cdrs: str = Field(default="cdrs", description="CDRs from the switches (input).")
+    topups: str = Field(default="topups", description="Credits to prepaid balances (input).")
+    rated: str = Field(default="rated-usage", description="One rated record per consumed CDR.")
+    events: str = Field(
+        default="balance-events", description="Balance events: `low_balance`, `exhausted`."
+    )
+    dead_letter: str = Field(
+        default="cdrs-dlq", description="Undecodable messages and invalid CDRs."
+    )
+    changelog: str = Field(
+        default="rater-state-changelog", description="Rating state (compacted), internal."
+    )
+    partitions: int = Field(
+        default=6, ge=1, description="Partitions of the input topics the rater creates."
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, description="Replication factor of the topics the rater creates."
+    )
 
 
 class StreamSettings(_Frozen):
-    group_id: str = "rater"
-    # Names this process's transactional producer; a restarted instance with the same id
-    # fences its previous incarnation. Empty = the host name.
-    instance_id: str = ""
-    transactional_id_prefix: str = "rater"
-    input_format: Literal["avro", "json"] = "avro"
-    batch_max_records: int = Field(default=50_000, ge=1)
-    batch_max_wait_ms: int = Field(default=500, ge=1)
-    dedupe_horizon_days: float = Field(default=7.0, gt=0)
-    # Stop once every assigned partition is drained and idle this long (0 = run forever).
-    idle_exit_s: float = Field(default=0.0, ge=0)
-    # Write a full state snapshot after this many batches (restore replays deltas after it).
-    snapshot_every_batches: int = Field(default=50, ge=1)
+    group_id: str = Field(default="rater", description="Consumer group of `rater run`.")
+    instance_id: str = Field(
+        default="",
+        description="Stable id of this process: names its transactional producer, so a "
+        "restarted instance with the same id fences its previous incarnation. "
+        "Empty = the host name.",
+    )
+    transactional_id_prefix: str = Field(
+        default="rater",
+        description="The producer's `transactional.id` is `<prefix>-<instance id>`.",
+    )
+    input_format: Literal["avro", "json"] = Field(
+        default="avro", description="Encoding of the CDR messages."
+    )
+    batch_max_records: int = Field(
+        default=50_000, ge=1, description="Most messages per batch (one Kafka transaction)."
+    )
+    batch_max_wait_ms: int = Field(
+        default=500, ge=1, description="Longest wait to fill a batch, in milliseconds."
+    )
+    dedupe_horizon_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Duplicate CDRs are detected this many days back, in event time.",
+    )
+    idle_exit_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Stop once every assigned partition is drained and idle this many "
+        "seconds (0 = run forever).",
+    )
+    snapshot_every_batches: int = Field(
+        default=50,
+        ge=1,
+        description="Write a full state snapshot after this many batches (restore replays "
+        "the deltas after it).",
+    )
 
 
 class OutputSettings(_Frozen):
-    # Parquet dataset of rated records, partitioned for cheap per-tenant-month reads.
-    dataset_dir: Path = Path("out")  # rated/ and events/ datasets go below it
-    duckdb_path: Path | None = Path("out/rater.duckdb")
+    dataset_dir: Path = Field(
+        default=Path("out"),
+        description="Root of the Parquet datasets: `rated/` and `events/` below it, "
+        "partitioned by month for cheap per-tenant-month reads.",
+    )
+    duckdb_path: Path | None = Field(
+        default=Path("out/rater.duckdb"),
+        description="DuckDB file with views over the datasets, refreshed when the job stops.",
+    )
 
 
 class Settings(BaseSettings):
@@ -101,13 +166,43 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
-    tariff_dir: Path = Path("config")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    tariff_dir: Path = Field(
+        default=Path("config"),
+        description="Tariff directory: plans.yaml, rates.csv, tenants.csv (`--config`).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Logging level, any case (`--log-level`)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log records on stderr: `text` lines, or `json`: one JSON object per "
+        "line with time, level, logger and message.",
+    )
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics from `rater run`; `false` = no endpoint.",
+    )
+    metrics_port: int = Field(
+        default=9108,
+        ge=0,
+        le=65535,
+        description="Port of the Prometheus `/metrics` endpoint; 0 = any free port "
+        "(the port chosen is logged).",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value  # debug = DEBUG
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value  # JSON = json
 
 
 def load_settings(**overrides: Any) -> Settings:
