@@ -8,9 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from rater import __version__, logs
-from rater.errors import RaterError, TerminalError
-from rater.settings import load_settings
+from rater import __version__, signals
 
 __all__ = ["main"]
 
@@ -47,8 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A poison message makes Polars' Avro reader panic (caught, then decoded one by one);
     # a Rust backtrace on stderr would only alarm the operator.
     os.environ["RUST_BACKTRACE"] = "0"
+    words = list(sys.argv[1:] if argv is None else argv)
+    signals.install(graceful=_command(words) == "run")  # before the heavy imports
     _own_stderr()
-    args = _parser().parse_args(argv)
+    from rater.errors import RaterError, TerminalError
+
+    args = _parser().parse_args(words)
     try:
         _configure_logging(args.log_level)
         rc: int = args.func(args)
@@ -61,6 +63,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return rc
+
+
+def _command(words: list[str]) -> str | None:
+    """The subcommand named in ``words`` (the first word not an option or its value)."""
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--log-level":
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _own_stderr() -> None:
@@ -84,6 +99,9 @@ def _configure_logging(flag_level: str | None) -> None:
 
     A bad value in the environment raises ConfigError (one line, exit status 2).
     """
+    from rater import logs
+    from rater.settings import load_settings
+
     settings = load_settings(log_level=flag_level)
     logs.configure(settings.log_level, settings.log_format)
 

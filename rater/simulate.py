@@ -24,6 +24,7 @@ import polars as pl
 
 from rater.core.columns import CDR_SCHEMA, TIME
 from rater.errors import ConfigError, InputError, TransientError, UsageError
+from rater.logs import kafka_logger
 from rater.settings import load_settings
 from rater.wire import encode_cdrs, load_schema, write_avro_file
 
@@ -357,6 +358,7 @@ def publish(
         # The rater dead-letters a tenant's message found on another partition than this
         # partitioner's (its setting RATER_KAFKA__PARTITIONER, default murmur2_random).
         "partitioner": partitioner,
+        "logger": kafka_logger(),
         "linger.ms": 20,
         "batch.size": 1_000_000,
         "compression.type": "lz4",

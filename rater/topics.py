@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rater.errors import TerminalError, TransientError
+from rater.logs import kafka_logger
 
 __all__ = ["TopicSpec", "ensure_topics"]
 
@@ -38,7 +39,7 @@ def ensure_topics(
     if not specs:
         return
     if isinstance(admin, Mapping):
-        admin = AdminClient(dict(admin))
+        admin = AdminClient({"logger": kafka_logger(), **admin})
     try:
         existing = admin.list_topics(timeout=timeout_s).topics
     except KafkaException as exc:

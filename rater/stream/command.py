@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import socket
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from rater import metrics
+from rater import metrics, signals
 from rater.core.money import format_micros
 from rater.core.tariff import load_tariff
 from rater.settings import Settings, load_settings
@@ -98,32 +96,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
-    stop = _StopRequest()  # a SIGTERM during start-up: stop before anything is written
+    # A SIGTERM during start-up (see rater.signals) stops before anything is written.
     settings = settings_from_args(args)
     tariff = load_tariff(settings.tariff_dir)
-    if stop.requested:
+    if signals.requested():
         return 0
     metrics.serve(settings.metrics_port, settings.metrics_enabled)
     instance = settings.stream.instance_id or socket.gethostname()
-    job = RaterJob(settings, tariff, instance)
-    if stop.requested:
-        return 0
-    summary = job.run()  # installs its own handlers: finish the batch, then stop
+    summary = RaterJob(settings, tariff, instance).run()  # finish the batch, then stop
     print_summary(summary)
     return 0
-
-
-class _StopRequest:
-    """Remembers a SIGTERM or SIGINT received before the job takes the signals over."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._handle)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d during start-up: stopping", signum)
-        self.requested = True
 
 
 def print_summary(summary: RunSummary, out: Any = None) -> None:

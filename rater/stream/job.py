@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
-from rater import metrics
+from rater import metrics, signals
 from rater.core.tariff import Tariff
 from rater.errors import ConfigError, TerminalError, TransientError
 from rater.settings import Settings
@@ -200,6 +200,7 @@ class RaterJob:
     def run(self, *, handle_signals: bool = True) -> RunSummary:
         if handle_signals:
             self._install_signal_handlers()
+            self._stopping = self._stopping or signals.requested()
         try:
             self._run_sessions()
         finally:
@@ -214,7 +215,8 @@ class RaterJob:
             try:
                 if self.partitioner is None:
                     self._ensure_topics()
-                self._session()
+                if not self._stopping:
+                    self._session()
             except TerminalError:
                 raise
             except KafkaException as exc:
@@ -246,6 +248,8 @@ class RaterJob:
         s = self.settings
         self.producer = self.clients.producer(producer_config(s, self.instance_id))
         self.producer.init_transactions(60)  # fences a previous incarnation of this instance
+        if self._stopping:
+            return
         self.consumer = self.clients.consumer(consumer_config(s, self.instance_id))
         self.consumer.subscribe(
             [s.topics.cdrs, s.topics.topups], on_assign=self._on_assign, on_revoke=self._on_revoke

@@ -142,6 +142,7 @@ class FakeCluster:
     def __init__(self, partitioner: PartitionerName = "murmur2_random") -> None:
         self.logs: dict[str, list[list[FakeMessage]]] = {}
         self.configs: dict[str, dict[str, str]] = {}
+        self.replication: dict[str, int] = {}  # topic -> replication factor it was created with
         self.offsets: dict[tuple[str, str, int], int] = {}  # (group, topic, partition)
         self.groups: dict[str, _Group] = {}
         self.epochs: dict[str, int] = {}  # transactional.id -> current producer epoch
@@ -501,6 +502,7 @@ class FakeAdmin:
         out: dict[str, Any] = {}
         for t in new_topics:
             self._cluster.create_topic(t.topic, t.num_partitions, dict(t.config or {}))
+            self._cluster.replication[t.topic] = t.replication_factor
             fut: Future[None] = Future()
             fut.set_result(None)
             out[t.topic] = fut

@@ -150,11 +150,25 @@ def rated_frame(messages: list[Any], *, framed: bool = False) -> pl.DataFrame:
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
-def start_rater(env: StreamEnv, instance: str, log: Path, **extra: str) -> subprocess.Popen[bytes]:
+def start_rater(
+    env: StreamEnv, instance: str, log: Path, *, signals_held: bool = False, **extra: str
+) -> subprocess.Popen[bytes]:
+    """``rater run`` in a child process. ``signals_held``: start it with SIGTERM and SIGINT
+    blocked, so that one sent at once stays pending until the rater's own code runs."""
+    import signal
+
     full = {**os.environ, **env.env(instance, **extra)}
+
+    def hold() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+
     with open(log, "ab") as fh:
         return subprocess.Popen(
-            [sys.executable, "-m", "rater", "run"], env=full, stdout=fh, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "rater", "run"],
+            env=full,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            preexec_fn=hold if signals_held else None,
         )
 
 

@@ -287,3 +287,20 @@ def test_json_cdrs_rate_like_avro(stream_env: StreamEnv, tmp_path: Path) -> None
 
     assert summary.counts["dead_lettered"] == 1
     _assert_exactly_once(stream_env, published, tmp_path)
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.2, 0.6, 1.5, 4.0])
+def test_sigterm_during_start_up_exits_0_and_writes_nothing_half(
+    stream_env: StreamEnv, tmp_path: Path, delay_s: float
+) -> None:
+    publish(stream_env.bootstrap, stream_env.topic("cdrs"), cdr_items(_cdrs(2_000, seed=3)))
+    log = tmp_path / "rater.log"
+    # Held until the rater's code runs: a signal at any moment of start-up, even the first.
+    proc = start_rater(stream_env, "a", log, signals_held=True)
+    time.sleep(delay_s)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(90) == 0, log.read_text()
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert not [p for p in stream_env.out.rglob("_staging/**/*") if p.is_file()]
+    assert not list(stream_env.out.rglob("*.tmp"))

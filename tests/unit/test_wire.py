@@ -434,3 +434,15 @@ def test_large_batches_use_both_encodings_and_agree() -> None:
     got = wire.encode_rated(frame, 4, cdr_bodies=bodies)
     assert got == [wire.frame_message(fastavro_bytes("rated", r), 4) for r in rows]
     assert wire.unframe_bodies(bodies, framed=False) == bodies
+
+
+def test_a_poison_frame_prints_no_rust_panic(capfd: pytest.CaptureFixture[str]) -> None:
+    """A string length of ~2 GB makes Polars' Avro reader panic; the panic is caught (the
+    batch is split until the poison is found) and its message must not reach stderr."""
+    good = [wire.encode_cdr(cdr(i)) for i in range(600)]
+    poison = b"\xfe\xff\xff\xff\x0f" + b"x" * 40
+    result = wire.decode_cdrs([*good[:300], poison, *good[300:]], framed=False)
+    assert len(result.indices) == 600
+    assert result.errors == [(300, "truncated_avro")]
+    err = capfd.readouterr().err
+    assert "panicked" not in err and "backtrace" not in err
