@@ -39,7 +39,8 @@ def ensure_topics(
     if not specs:
         return
     if isinstance(admin, Mapping):
-        admin = AdminClient({"logger": kafka_logger(), **admin})
+        conf: dict[str, Any] = {"logger": kafka_logger(), **admin}
+        admin = AdminClient(conf)
     try:
         existing = admin.list_topics(timeout=timeout_s).topics
     except KafkaException as exc:

@@ -251,7 +251,9 @@ def _encode_column(f: _Field, values: Sequence[Any]) -> list[bytes]:
     vi = _varint
     if f.kind == _STRING:
         enc: Callable[[Any], bytes] = _enc_string
-    elif f.kind in (_LONG, _INT):
+    elif f.kind == _INT:
+        enc = _enc_int32
+    elif f.kind == _LONG:
         enc = _enc_int
     elif f.kind == _TS:
         enc = _enc_ts
@@ -281,13 +283,23 @@ def _enc_string(v: str) -> bytes:
 
 
 def _enc_int(v: int) -> bytes:
+    """An Avro long: any integer of 64 bits."""
     if isinstance(v, bool) or not isinstance(v, int):
         raise TypeError(f"not an integer: {v!r}")
+    if not _INT64[0] <= v <= _INT64[1]:
+        raise ValueError(f"{v} does not fit an Avro long")
     return _varint(v)
 
 
+def _enc_int32(v: int) -> bytes:
+    """An Avro int: 32 bits."""
+    if isinstance(v, int) and not isinstance(v, bool) and not _INT32[0] <= v <= _INT32[1]:
+        raise ValueError(f"{v} does not fit an Avro int")
+    return _enc_int(v)
+
+
 def _enc_ts(v: Any) -> bytes:
-    return _varint(_to_micros(v))
+    return _enc_int(_to_micros(v))
 
 
 def _enc_bool(v: bool) -> bytes:
@@ -311,6 +323,7 @@ _CHUNK_BITS = 14
 _CHUNK = 1 << _CHUNK_BITS
 _U64 = pl.UInt64
 _INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
 # A column is dictionary-encoded when its first _SAMPLE rows hold at most _SAMPLE_DISTINCT
 # values and the whole column at most _MAX_DISTINCT (each distinct value costs Python time).
 _SAMPLE = 2048
@@ -625,16 +638,31 @@ def _decode_one(name: str, value: bytes, framed: bool, schema_id: int | None) ->
 
 def _read_body(name: str, body: bytes) -> tuple[str, dict[str, Any] | None]:
     """Decode one Avro body with fastavro; timestamps come back as aware datetimes."""
+    return _read_exact(name, body, _parsed(name))
+
+
+def _read_exact(name: str, body: bytes, schema: Any) -> tuple[str, dict[str, Any] | None]:
+    """Decode one Avro body with fastavro and prove the record is exactly the body.
+
+    fastavro is lenient where a billing system cannot be: it indexes an enum's symbols or
+    a union's branches with a negative index, and reads ints and longs of any size. So a
+    record is only trusted when encoding it again (which checks every range) gives back
+    the very bytes it came from. Returns (reason, None) for a body that is not one record.
+    """
     bio = io.BytesIO(body)
     try:
-        rec = fastavro.schemaless_reader(bio, _parsed(name), None)
+        rec = fastavro.schemaless_reader(bio, schema, None)
     except (EOFError, struct.error):
         return "truncated_avro", None
     except Exception:  # fastavro raises many types on garbage; all mean the same here
         return "avro_decode_error", None
     if bio.tell() != len(body) or not isinstance(rec, dict):
         return "avro_decode_error", None
-    return "", rec
+    try:
+        same = _encode_one(name, rec, None) == body
+    except (ValueError, TypeError, OverflowError, UnicodeError):
+        same = False
+    return ("", rec) if same else ("avro_decode_error", None)
 
 
 def decode_cdr(
@@ -752,8 +780,27 @@ def _verify_exprs(name: str) -> tuple[list[pl.Expr], pl.Expr]:
             checks.append(ok_enum.fill_null(f.nullable))
         elif not f.nullable:
             checks.append(pl.col(f.name).is_not_null())
+        if f.kind in (_INT, _ENUM, _LONG, _TS):
+            checks.append(_varint_in_range(f, offset, lens[i]))
         offset = offset + lens[i]
     return sizes, pl.all_horizontal(*checks).fill_null(False).alias("ok")
+
+
+def _varint_in_range(f: _Field, offset: pl.Expr, length: pl.Expr) -> pl.Expr:
+    """The raw varint of a number field holds no more bits than its type.
+
+    Polars' reader keeps the low 32 (int) or 64 (long) bits of a longer value, and the
+    value it keeps can need as many bytes as the one written (2**31 read as -2**31), so the
+    length check above cannot see it. The last byte of a varint of the type's longest
+    length carries the top bits: at most 0x0F for an int (4 + 4 * 7 = 32 bits), 0x01 for a
+    long (1 + 9 * 7 = 64 bits).
+    """
+    widest, top = (5, 0x0F) if f.kind in (_INT, _ENUM) else (10, 0x01)
+    start = offset + 1 if f.nullable else offset
+    size = length - 1 if f.nullable else length
+    last = pl.col("__body").bin.get(start + size - 1, null_on_oob=True)
+    ok = pl.when(size == widest).then(last <= top).otherwise(True)
+    return ok.fill_null(True) if f.nullable else ok
 
 
 def _bulk_read(name: str, bodies: Sequence[bytes]) -> pl.DataFrame | None:
@@ -816,20 +863,12 @@ def _slow_cdrs(
     errors: list[tuple[int, str]] = []
     schema = _parsed_plain(name)
     for pos, body in zip(positions, bodies, strict=True):
-        bio = io.BytesIO(body)
-        try:
-            rec = fastavro.schemaless_reader(bio, schema, None)
-        except (EOFError, struct.error):
-            errors.append((pos, "truncated_avro"))
-            continue
-        except Exception:
-            errors.append((pos, "avro_decode_error"))
-            continue
-        if bio.tell() != len(body) or not isinstance(rec, dict):
-            errors.append((pos, "avro_decode_error"))
-            continue
-        rows.append(rec)
-        good.append(pos)
+        reason, rec = _read_exact(name, body, schema)
+        if rec is None:
+            errors.append((pos, reason))
+        else:
+            rows.append(rec)
+            good.append(pos)
     return rows, good, errors
 
 
@@ -921,9 +960,6 @@ def _decode_range(
 
 
 # --------------------------------------------------------------------------- JSON
-
-
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 def _json_time(v: Any) -> int | None:

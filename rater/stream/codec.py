@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeGuard
 
 import polars as pl
 
@@ -153,7 +153,7 @@ def _topup_row(tariff: Tariff, rec: Any) -> tuple[str | None, dict[str, Any]]:
         return "unknown_tenant", {}
     if tariff.tenants[tenant_id].billing != "prepaid":
         return "postpaid_tenant", {}
-    if not isinstance(topup_id, str) or not 0 < len(topup_id) <= _MAX_ID_CHARS:
+    if not _is_text(topup_id) or not 0 < len(topup_id) <= _MAX_ID_CHARS:
         return "missing_topup_id", {}
     micros = _amount_micros(rec.get("amount"))
     if micros is None:
@@ -171,6 +171,17 @@ def _topup_row(tariff: Tariff, rec: Any) -> tuple[str | None, dict[str, Any]]:
         "source": source,
         "time": time_us,
     }
+
+
+def _is_text(value: Any) -> TypeGuard[str]:
+    """A string that is text: a JSON "\ud800" (a lone surrogate) is not."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _amount_micros(value: Any) -> int | None:

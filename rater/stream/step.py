@@ -164,7 +164,12 @@ def rate_step(
     dead: list[Dead] = []
     # Top-ups first: a credit that arrived with the batch applies before its debits.
     rating, topup_delta, new_ids = _credit_topups(ctx, batch.topups, held, dead, counts)
-    parts, rating = _isolated(batch.cdrs, lambda msgs, st: _rate_part(ctx, msgs, st), rating)
+    parts, rating = _isolated(
+        batch.cdrs,
+        lambda msgs, st: _rate_part(ctx, msgs, st),
+        rating,
+        lambda msg: _RatedPart(dead=[(msg, "rating_error")]),
+    )
     _refuse_systemic_failure(parts, len(batch.cdrs))
     rated = _concat([p.rated for p in parts])
     events = _concat([p.events for p in parts])
@@ -201,15 +206,18 @@ def rate_step(
 # --------------------------------------------------------------------------- isolation
 
 S = TypeVar("S")
+P = TypeVar("P")
 
 
 def _isolated(
     msgs: Sequence[Any],
-    rate: Callable[[Sequence[Any], S], tuple[_RatedPart, S]],
+    rate: Callable[[Sequence[Any], S], tuple[P, S]],
     state: S,
-) -> tuple[list[_RatedPart], S]:
+    failed: Callable[[Any], P],
+) -> tuple[list[P], S]:
     """``rate(msgs, state)``, or, if it raises anything but a transient error, each half
-    on its own (state threaded through), down to the single messages that fail."""
+    on its own (state threaded through), down to the single messages that fail, each of
+    which becomes ``failed(message)``."""
     if not msgs:
         return [], state
     try:
@@ -223,10 +231,10 @@ def _isolated(
         if len(msgs) == 1:
             log.warning("a message could not be rated (%s); dead-lettered", type(exc).__name__)
             log.debug("rating error", exc_info=True)
-            return [_RatedPart(dead=[(msgs[0], "rating_error")])], state
+            return [failed(msgs[0])], state
     mid = len(msgs) // 2
-    left, state = _isolated(msgs[:mid], rate, state)
-    right, state = _isolated(msgs[mid:], rate, state)
+    left, state = _isolated(msgs[:mid], rate, state, failed)
+    right, state = _isolated(msgs[mid:], rate, state, failed)
     return left + right, state
 
 
@@ -234,7 +242,7 @@ def _isolated(
 # than _SYSTEMIC_MIN messages) fails on its own, the fault is in the code or the machine,
 # not in the input: the batch is not committed (the job backs off and retries) rather
 # than moving good traffic to the dead-letter topic.
-_SYSTEMIC_SHARE = 0.1
+_SYSTEMIC_SHARE = 0.5
 _SYSTEMIC_MIN = 10
 
 
@@ -250,6 +258,17 @@ def _refuse_systemic_failure(parts: list[_RatedPart], messages: int) -> None:
 # --------------------------------------------------------------------------- top-ups
 
 
+@dataclass
+class _Credits:
+    """What the batch's top-ups (or a part of them) produced."""
+
+    delta: RatingState = field(default_factory=RatingState.empty)
+    ids: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TOPUP_IDS))
+    dead: list[Dead] = field(default_factory=list)
+    applied: int = 0
+    duplicates: int = 0
+
+
 def _credit_topups(
     ctx: StepContext,
     msgs: Sequence[Any],
@@ -257,25 +276,44 @@ def _credit_topups(
     dead: list[Dead],
     counts: Counter[str],
 ) -> tuple[RatingState, RatingState, pl.DataFrame]:
-    """(state after the batch's top-ups, their delta, the newly credited top-up ids)."""
-    no_ids = pl.DataFrame(schema=TOPUP_IDS)
-    if not msgs:
-        return held.rating, RatingState.empty(), no_ids
+    """(state after the batch's top-ups, their delta, the newly credited top-up ids).
+
+    Like CDRs, top-ups are isolated: one that makes crediting fail costs only itself.
+    """
+    parts, (rating, _) = _isolated(
+        msgs,
+        lambda part, st: _credit_part(ctx, part, st),
+        (held.rating, held.topup_ids),
+        lambda msg: _Credits(dead=[(msg, "rating_error")]),
+    )
+    delta, ids = RatingState.empty(), pl.DataFrame(schema=TOPUP_IDS)
+    for part in parts:
+        dead += part.dead
+        counts["topup_applied"] += part.applied
+        counts["topup_duplicate"] += part.duplicates
+        delta, ids = delta.merge(part.delta), pl.concat([ids, part.ids])
+    return rating, delta, ids
+
+
+def _credit_part(
+    ctx: StepContext, msgs: Sequence[Any], state: tuple[RatingState, pl.DataFrame]
+) -> tuple[_Credits, tuple[RatingState, pl.DataFrame]]:
+    rating, credited = state
     decoded = codec.decode_topups(ctx.settings, ctx.tariff, [m.value() for m in msgs])
-    dead += [(msgs[i], reason) for i, reason in decoded.failures]
+    out = _Credits(dead=[(msgs[i], reason) for i, reason in decoded.failures])
     frame, rows = decoded.frame, list(decoded.good)
     wrong = _misrouted(ctx.partitioner, frame.get_column("tenant_id"), [msgs[i] for i in rows])
     if wrong.any():
-        dead += [(msgs[rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
+        out.dead += [(msgs[rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
         frame = frame.filter(~wrong)
-    fresh = frame.join(held.topup_ids, on=["tenant_id", "topup_id"], how="anti")
+    fresh = frame.join(credited, on=["tenant_id", "topup_id"], how="anti")
     fresh = fresh.unique(["tenant_id", "topup_id"], keep="first", maintain_order=True)
-    counts["topup_duplicate"] += frame.height - fresh.height
-    counts["topup_applied"] += fresh.height
-    if fresh.height == 0:
-        return held.rating, RatingState.empty(), no_ids
-    rating, delta = apply_topups(ctx.tariff, fresh, held.rating)
-    return rating, delta, fresh.select("tenant_id", "topup_id")
+    out.duplicates, out.applied = frame.height - fresh.height, fresh.height
+    if fresh.height:
+        rating, out.delta = apply_topups(ctx.tariff, fresh, rating)
+        out.ids = fresh.select("tenant_id", "topup_id")
+        credited = pl.concat([credited, out.ids])
+    return out, (rating, credited)
 
 
 def _misrouted(partitioner: TenantPartitioner, tenants: pl.Series, msgs: list[Any]) -> pl.Series:

@@ -5,32 +5,38 @@ Every hostile message is drawn from a seeded ``random.Random`` (SEED below), so 
 reproduces. What should become of each message is worked out without the rater's own
 decoders:
 
-- an Avro CDR is read by ``_AvroReader``, a strict reader of schemas/cdr.avsc written for
+- an Avro CDR is read by ``_read_cdr``, a strict reader of schemas/cdr.avsc written for
   this test (64-bit longs, 32-bit ints, UTF-8 strings, union and enum indexes in range, no
   trailing bytes); a message it cannot read must be dead-lettered;
 - a readable CDR must be dead-lettered as ``timestamp_out_of_range`` when a time is not a
   calendar date (year 1 to 9999), else as ``misrouted`` when its key is not its tenant_id
   or it is not on the partition murmur2 gives that tenant, else rated (rated topic, and
-  also the dead-letter topic when ``invalid``);
-- hand-made absurd records carry the rule 1 outcome the contract gives them;
-- valid CDRs must rate exactly as ``rater rate-file`` rates them alone. Hostile records
-  that pass rule 1 all belong to one tenant (HOSTILE_TENANT) that valid traffic never
-  uses, so they cannot change how the valid ones rate.
+  also the dead-letter topic when ``invalid``), exactly as `rater rate-file` rates it;
+- hand-made absurd records (ABSURD, JSON_HOSTILE) carry the outcome rule 1 gives them;
+- valid CDRs must rate exactly as `rater rate-file` rates them alone: hostile records that
+  pass rule 1 all belong to HOSTILE_TENANT, which valid traffic never uses;
+- every hostile top-up is dead-lettered, every distinct valid one credited once.
 
-The rater runs in-process with a fixed wall clock (it only caps the dedupe watermark), and
-a watchdog turns a hang or a crash loop into a failure instead of a stuck suite.
+The stream ends calm (long runs of valid CDRs with a rare poison among them) so that the
+rater's bulk decoder, not only its message-by-message fallback, meets hostile input. The
+rater runs in-process with a fixed wall clock (it only caps the dedupe watermark), under a
+watchdog that turns a hang or a crash loop into a failure instead of a stuck suite. A
+failure lists the problems grouped by kind, smallest message first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import re
 import threading
+import time
+import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -48,6 +54,7 @@ from rater.core.columns import CDR_SCHEMA, TIME
 from rater.core.rating import balances_frame
 from rater.core.state import RatingState
 from rater.core.tariff import load_tariff
+from rater.logs import KAFKA_LOGGER
 from rater.simulate import encode_cdrs_json, generate_cdrs
 from rater.stream.clients import restore_partition
 from rater.stream.job import RaterJob, RunSummary
@@ -62,6 +69,7 @@ US = 1_000_000
 NOW_US = int((NOW - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
 CLOCK_S = NOW.timestamp() + 3600  # the rater's wall clock
 JOB_TIMEOUT_S = 150.0
+RESTARTS_TOLERATED = 2  # client restarts of one run before it counts as a crash loop
 
 HOSTILE_TENANT = "hooli"  # postpaid, us-standard: no call allowance, no balance
 VALID_TENANTS = ("acme", "globex", "tinyco", "initech", "wayne", "umbrella", "stark")
@@ -101,9 +109,9 @@ UNICODE_DIGITS = "٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹०१२३४५६�
 class Outgoing:
     """One message to publish, and what the fuzzer meant by it.
 
-    ``expect``: None (decided by the Avro oracle), ``"pass"`` (reaches rating and passes
-    rule 1), a rule 1 reason (reaches rating and is invalid for it), ``"dead"`` (dead-
-    lettered, any decoding reason) or ``"dead:<reason>"``.
+    ``expect``: ``"valid"`` (valid traffic), None (decided by the Avro oracle), ``"pass"``
+    (reaches rating and passes rule 1), a rule 1 reason (reaches rating and is invalid for
+    it), ``"dead"`` (dead-lettered for any decoding reason) or ``"dead:<reason>"``.
     """
 
     kind: str
@@ -116,7 +124,6 @@ class Outgoing:
 @dataclass(frozen=True)
 class Sent:
     out: Outgoing
-    index: int  # publication order
     partition: int
     offset: int
 
@@ -166,9 +173,7 @@ def _publish_recorded(bootstrap: str, topic: str, items: Sequence[Outgoing]) -> 
                 producer.poll(0.1)
     assert producer.flush(120) == 0
     assert not errors, errors[:5]
-    return [
-        Sent(item, i, *pos) for i, (item, pos) in enumerate(zip(items, landed, strict=True)) if pos
-    ]
+    return [Sent(item, *pos) for item, pos in zip(items, landed, strict=True) if pos is not None]
 
 
 def _interleave(rng: random.Random, a: Sequence[Outgoing], b: Sequence[Outgoing]) -> list[Outgoing]:
@@ -184,6 +189,19 @@ def _interleave(rng: random.Random, a: Sequence[Outgoing], b: Sequence[Outgoing]
             out.append(b[j])
             j += 1
     return out
+
+
+def _with_calm_end(
+    rng: random.Random,
+    valid: Sequence[Outgoing],
+    hostile: Sequence[Outgoing],
+    rare: Sequence[Outgoing],
+    calm: int,
+) -> list[Outgoing]:
+    """``valid`` and ``hostile`` mixed at random, then the last ``calm`` valid messages
+    with only the ``rare`` ones among them (batches the rater decodes in bulk)."""
+    stormy = _interleave(rng, valid[:-calm], hostile)
+    return stormy + _interleave(rng, valid[-calm:], rare)
 
 
 def _right_partition(tenant: str, partitions: int) -> int:
@@ -344,13 +362,39 @@ ABSURD: list[tuple[str, str, Mutation]] = [
             )
         },
     ),
-    # Not values of the schema's types: encode_cdr writes them anyway (no range check), as
-    # varints no Avro reader should accept.
+    # Not values of the schema's types: encode_cdr refuses them, so they are written by
+    # hand (_beyond_types) as varints no Avro reader should accept.
     ("segments_beyond_int32", "dead:avro", lambda r, g: {**_call(r), "segments": 2**31}),
     ("segments_below_int32", "dead:avro", lambda r, g: {**_sms(r), "segments": I32_MIN - 1}),
     ("segments_2_pow_40", "dead:avro", lambda r, g: {**_call(r), "segments": 2**40}),
     ("hold_beyond_int64", "dead:avro", lambda r, g: {**_call(r), "hold_ms": 2**64}),
 ]
+
+
+def _varint_any(n: int) -> bytes:
+    """The zigzag varint of any integer, however large: what no Avro int or long holds."""
+    z = n * 2 if n >= 0 else -n * 2 - 1
+    out = bytearray()
+    while z > 0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _beyond_types(rec: dict[str, Any]) -> bytes | None:
+    """``rec`` with hold_ms or segments outside its Avro type, written by hand (they are the
+    last two fields of the schema); None when nothing else is wrong with it."""
+    hold, segments = rec.get("hold_ms") or 0, rec.get("segments") or 1
+    fits = I64_MIN <= hold <= I64_MAX and I32_MIN <= segments <= I32_MAX
+    if fits:
+        return None
+    try:
+        body = wire.encode_cdr({**rec, "hold_ms": 0, "segments": 1})
+    except (ValueError, TypeError, OverflowError):
+        return None
+    assert body.endswith(b"\x00\x02")
+    return body[:-2] + _varint_any(hold) + _varint_any(segments)
 
 
 class CdrFuzzer:
@@ -448,15 +492,19 @@ class CdrFuzzer:
             "wrong_partition", tenant.encode(), self.body(tenant), wrong, "dead:misrouted"
         )
 
-    def absurd(self) -> Outgoing | None:
-        name, expect, mutate = self.rng.choice(ABSURD)
+    def absurd(self, names: Sequence[str] = ()) -> Outgoing | None:
+        """A record with one absurd field from ABSURD (one of ``names`` if given)."""
+        name, expect, mutate = self.rng.choice([a for a in ABSURD if not names or a[0] in names])
         rec = self.plain()
         rec.update(mutate(rec, self.rng))
         try:
             value = wire.encode_cdr(rec)
         except (ValueError, TypeError, OverflowError):
-            self.skipped[name] += 1
-            return None
+            beyond = _beyond_types(rec)
+            if beyond is None:
+                self.skipped[name] += 1
+                return None
+            value = beyond
         return Outgoing(name, rec["tenant_id"].encode(), value, expect=expect)
 
     def huge(self) -> list[Outgoing]:
@@ -478,6 +526,23 @@ class CdrFuzzer:
 
     def _key(self) -> bytes:
         return self.rng.choice([*VALID_TENANTS, HOSTILE_TENANT]).encode()
+
+    def rare_poison(self, count: int) -> list[Outgoing]:
+        """Hostile messages to hide in long runs of valid traffic, where the rater decodes
+        whole batches in bulk: only the ones a bulk decoder might not notice."""
+        beyond = [name for name, expect, _ in ABSURD if expect == "dead:avro"]
+        makers: list[Callable[[], Outgoing | None]] = [
+            lambda: self.absurd(beyond),
+            self.bit_flipped,
+            self.absurd,
+            self.wrong_partition,
+        ]
+        out: list[Outgoing] = []
+        while len(out) < count:
+            made = self.rng.choice(makers)()
+            if made is not None:
+                out.append(made)
+        return out
 
     def messages(self, count: int) -> list[Outgoing]:
         kinds: dict[Callable[[], Outgoing | None], int] = {
@@ -585,16 +650,30 @@ def _read_cdr(body: bytes) -> dict[str, Any]:
 
 
 def test_the_oracle_reads_what_the_codec_writes() -> None:
-    rec = CdrFuzzer(random.Random(1), 3).plain()
-    assert _read_cdr(wire.encode_cdr(rec)) == rec
-    with pytest.raises(_Unreadable):
-        _read_cdr(wire.encode_cdr(rec) + b"\x00")
+    fuzz = CdrFuzzer(random.Random(1), 3)
+    for _ in range(50):
+        rec = fuzz.plain()
+        assert _read_cdr(wire.encode_cdr(rec)) == rec
+    body = wire.encode_cdr(rec)
+    direction = body.index(b"\x18+1212") - 1  # the byte before the caller
+    unreadable = [
+        body + b"\x00",  # trailing byte
+        body[:-1],  # truncated
+        body[:direction] + b"\x03" + body[direction + 1 :],  # enum index -2
+        _beyond_types({**rec, "segments": 2**31}),  # not an Avro int
+        _beyond_types({**rec, "hold_ms": 2**64}),  # not an Avro long
+        wire.encode_cdr({**rec, "cdr_id": "ab"}).replace(b"ab", b"\xff\xfe"),  # not UTF-8
+    ]
+    for value in unreadable:
+        with pytest.raises(_Unreadable):
+            _read_cdr(value)
 
 
 @dataclass(frozen=True)
 class Fate:
     """What must become of one message: dead-lettered with one of ``dead`` reasons, or
-    rated (``record``: the CDR as the oracle read it; ``rule1``: the hand-made outcome)."""
+    rated (``rule1``: the hand-made outcome; ``record``: the Avro CDR as the oracle read
+    it, whose bytes the rated record must start with)."""
 
     dead: frozenset[str] | None = None
     record: dict[str, Any] | None = None
@@ -671,7 +750,7 @@ BAD_TIMES: tuple[Any, ...] = (
     I64_MIN,
     Y2000_US - 1,
     Y2100_US,
-    "2026-11-20T10:00:00+00:00",  # an ISO string: no Avro long, skipped
+    "2026-11-20T10:00:00+00:00",  # ISO text: not an Avro long, so skipped (JSON tests it)
 )
 
 
@@ -714,6 +793,7 @@ class TopupFuzzer:
         return out
 
     def prepaid(self, kind: str, **changes: Any) -> Outgoing | None:
+        """A top-up of a prepaid tenant with ``changes`` (None when not encodable)."""
         rec = self.record(self.rng.choice(PREPAID), **changes)
         try:
             value = self.encode(rec)
@@ -722,45 +802,51 @@ class TopupFuzzer:
             return None
         return Outgoing(kind, rec["tenant_id"].encode(), value, expect="dead")
 
-    def hostile(self) -> Outgoing | None:
-        g = self.rng
-        choice = g.randrange(12)
-        if choice == 0:
-            return Outgoing(
-                "random_bytes", self._key(), _garbage(g, g.randrange(1, 300)), expect="dead"
-            )
-        if choice == 1:
-            return Outgoing("empty", self._key(), g.choice([b"", None]), expect="dead")
-        if choice == 2:
-            value = self.encode(self.record(g.choice(PREPAID)))
-            return Outgoing(
-                "truncated", self._key(), value[: g.randrange(1, len(value))], expect="dead"
-            )
-        if choice == 3:
-            rec = self.record(g.choice(PREPAID))
-            value = self.encode(rec) + _garbage(g, g.randrange(1, 9))
-            return Outgoing("trailing_garbage", rec["tenant_id"].encode(), value, expect="dead")
-        if choice == 4:  # flips in a postpaid tenant's top-up: cannot become a credit
-            value = bytearray(self.encode(self.record("hooli")))
-            value[g.randrange(len(value))] ^= 1 << g.randrange(8)
-            return Outgoing("bit_flipped", b"hooli", bytes(value), expect="dead")
-        if choice == 5:
-            return self.prepaid("bad_amount", amount=g.choice(BAD_AMOUNTS))
-        if choice == 6:
-            return self.prepaid("bad_time", time=g.choice(BAD_TIMES))
-        if choice == 7:
-            return self.prepaid("missing_topup_id", topup_id="")
-        if choice == 8:
-            tenant = g.choice(["nobody", "", "GLOBEX", "globex ", *POSTPAID])
-            rec = self.record(tenant)
-            return Outgoing("not_prepaid", tenant.encode(), self.encode(rec), expect="dead")
-        return self._misrouted()
+    # -- kinds: none of them may credit anything
 
-    def _misrouted(self) -> Outgoing:
+    def random_bytes(self) -> Outgoing:
+        value = _garbage(self.rng, self.rng.randrange(1, 300))
+        return Outgoing("random_bytes", self._key(), value, expect="dead")
+
+    def empty(self) -> Outgoing:
+        return Outgoing("empty", self._key(), self.rng.choice([b"", None]), expect="dead")
+
+    def truncated(self) -> Outgoing:
+        value = self.encode(self.record(self.rng.choice(PREPAID)))
+        return Outgoing(
+            "truncated", self._key(), value[: self.rng.randrange(1, len(value))], expect="dead"
+        )
+
+    def trailing_garbage(self) -> Outgoing:
+        rec = self.record(self.rng.choice(PREPAID))
+        value = self.encode(rec) + _garbage(self.rng, self.rng.randrange(1, 9))
+        return Outgoing("trailing_garbage", rec["tenant_id"].encode(), value, expect="dead")
+
+    def bit_flipped(self) -> Outgoing:
+        """A flipped bit in a postpaid tenant's top-up: whatever it decodes to, no credit."""
+        value = bytearray(self.encode(self.record(HOSTILE_TENANT)))
+        value[self.rng.randrange(len(value))] ^= 1 << self.rng.randrange(8)
+        return Outgoing("bit_flipped", HOSTILE_TENANT.encode(), bytes(value), expect="dead")
+
+    def bad_amount(self) -> Outgoing | None:
+        return self.prepaid("bad_amount", amount=self.rng.choice(BAD_AMOUNTS))
+
+    def bad_time(self) -> Outgoing | None:
+        return self.prepaid("bad_time", time=self.rng.choice(BAD_TIMES))
+
+    def missing_topup_id(self) -> Outgoing | None:
+        return self.prepaid("missing_topup_id", topup_id="")
+
+    def not_prepaid(self) -> Outgoing:
+        tenant = self.rng.choice(["nobody", "", "GLOBEX", "globex ", *POSTPAID])
+        return Outgoing(
+            "not_prepaid", tenant.encode(), self.encode(self.record(tenant)), expect="dead"
+        )
+
+    def misrouted(self) -> Outgoing:
         g = self.rng
         rec = self.record(g.choice(PREPAID))
-        tenant = rec["tenant_id"]
-        value = self.encode(rec)
+        tenant, value = rec["tenant_id"], self.encode(rec)
         how = g.randrange(3)
         if how == 0:
             return Outgoing("topup_null_key", None, value, expect="dead")
@@ -775,11 +861,22 @@ class TopupFuzzer:
         return self.rng.choice(PREPAID).encode()
 
     def messages(self, valid: int, resent: int, hostile: int) -> list[Outgoing]:
-        bad: list[Outgoing] = [
-            Outgoing("huge_random_bytes", b"globex", _garbage(self.rng, HUGE), expect="dead")
-        ]
+        kinds: dict[Callable[[], Outgoing | None], int] = {
+            self.random_bytes: 1,
+            self.empty: 1,
+            self.truncated: 1,
+            self.trailing_garbage: 1,
+            self.bit_flipped: 1,
+            self.bad_amount: 2,
+            self.bad_time: 1,
+            self.missing_topup_id: 1,
+            self.not_prepaid: 1,
+            self.misrouted: 2,
+        }
+        makers, weights = list(kinds), list(kinds.values())
+        bad = [Outgoing("huge_random_bytes", b"globex", _garbage(self.rng, HUGE), expect="dead")]
         while len(bad) < hostile:
-            made = self.hostile()
+            made = self.rng.choices(makers, weights)[0]()
             if made is not None:
                 bad.append(made)
         return _interleave(self.rng, self.valid(valid, resent), bad)
@@ -809,8 +906,59 @@ def fuzz_env(kafka_bootstrap: str, tmp_path: Path) -> StreamEnv:
     return env
 
 
-def _run_job(env: StreamEnv, **extra: str) -> RunSummary:
-    """RaterJob(...).run() with a watchdog: a run that does not end is a failure."""
+# Warnings of these loggers are about the input, not the environment: each is a problem.
+_DATA_LOGGERS = ("rater.stream.step", "rater.core", "rater.wire", "sinks")
+
+
+class _LogTap(logging.Handler):
+    """What the rater logs at WARNING or above while it runs (librdkafka's own log aside),
+    and the first traceback it logs (the job logs a client restart's at DEBUG).
+
+    ``problems``: errors, and warnings about the input (a message it could not rate);
+    warnings about the broker (a retried commit) are not, a busy machine can cause them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.problems: list[str] = []
+        self.traceback: str | None = None
+        self.restarts = 0
+        self.crash_loop = threading.Event()  # set at the RESTARTS_TOLERATED + 1st restart
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and self.traceback is None:
+            self.traceback = "".join(traceback.format_exception(*record.exc_info))
+        if record.name == "rater.stream.job" and "restarting clients" in record.getMessage():
+            self.restarts += 1
+            if self.restarts > RESTARTS_TOLERATED:
+                self.crash_loop.set()
+        if record.levelno < logging.WARNING or record.name == KAFKA_LOGGER:
+            return
+        line = f"{record.levelname} {record.name}: {record.getMessage()}"
+        self.lines.append(line)
+        if record.levelno >= logging.ERROR or record.name.startswith(_DATA_LOGGERS):
+            self.problems.append(line)
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[_LogTap]:
+        job_log = logging.getLogger("rater.stream.job")
+        saved = job_log.level
+        job_log.setLevel(logging.DEBUG)
+        loggers = [logging.getLogger(name) for name in ("rater", "sinks")]
+        for logger in loggers:
+            logger.addHandler(self)
+        try:
+            yield self
+        finally:
+            for logger in loggers:
+                logger.removeHandler(self)
+            job_log.setLevel(saved)
+
+
+def _run_job(env: StreamEnv, **extra: str) -> tuple[RunSummary, list[str]]:
+    """RaterJob(...).run() with a watchdog (a run that does not end is a failure); the
+    summary and the warnings and errors the rater logged."""
     settings = env.settings(RATER_STREAM__IDLE_EXIT_S="3", **extra)
     job = RaterJob(settings, load_tariff(EXAMPLE_CONFIG), "a", clock=lambda: CLOCK_S)
     outcome: dict[str, Any] = {}
@@ -821,31 +969,30 @@ def _run_job(env: StreamEnv, **extra: str) -> RunSummary:
         except BaseException as exc:
             outcome["error"] = exc
 
-    thread = threading.Thread(target=target, name="rater-under-fuzz", daemon=True)
-    thread.start()
-    thread.join(JOB_TIMEOUT_S)
-    if thread.is_alive():
-        job.stop()
-        thread.join(60)
-        pytest.fail(
-            f"the rater did not finish within {JOB_TIMEOUT_S:.0f}s (a hang or a retry loop); "
-            f"so far: {dict(job.summary.counts)}, {job.summary.batches} batches, "
-            f"{job.summary.aborted} aborted"
-        )
+    with _LogTap().attached() as tap:
+        thread = threading.Thread(target=target, name="rater-under-fuzz", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while thread.is_alive() and time.monotonic() < deadline and not tap.crash_loop.is_set():
+            thread.join(0.25)
+        if thread.is_alive():
+            job.stop()
+            thread.join(60)
+            why = (
+                "restarted its clients again and again"
+                if tap.crash_loop.is_set()
+                else f"did not finish within {JOB_TIMEOUT_S:.0f}s"
+            )
+            logged = "\n  ".join(dict.fromkeys(tap.lines))
+            pytest.fail(
+                f"the rater {why}; so far {dict(job.summary.counts)} in "
+                f"{job.summary.batches} batches, {job.summary.aborted} aborted. It logged:\n  "
+                f"{logged}\n{tap.traceback or ''}"
+            )
     if "error" in outcome:
         raise outcome["error"]
     summary: RunSummary = outcome["summary"]
-    return summary
-
-
-def _rater_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """Errors and warnings the rater logged (client restarts, messages it could not rate)."""
-    return [
-        f"{r.levelname} {r.name}: {r.getMessage()}"
-        for r in caplog.records
-        if r.name.startswith(("rater.stream", "rater.wire", "sinks"))
-        and r.levelno >= logging.WARNING
-    ]
+    return summary, tap.problems
 
 
 def _end_offsets(env: StreamEnv, kinds: Iterable[str]) -> dict[tuple[str, int], int]:
@@ -878,8 +1025,13 @@ class Outputs:
 
 def _read_outputs(env: StreamEnv) -> Outputs:
     """The rated topic by source position (each value decoded by fastavro) and the
-    dead-letter topic by source topic and position."""
+    dead-letter topic by source topic and position; balance events must decode too."""
     out = Outputs()
+    for m in read_topic(env.bootstrap, env.topic("events")):
+        try:
+            wire.decode_balance_event(m.value())
+        except Exception as exc:
+            out.problems.append(f"event p{m.partition()}@{m.offset()} unreadable: {exc}")
     for m in read_topic(env.bootstrap, env.topic("rated")):
         try:
             rec = wire.decode_rated(m.value())
@@ -898,6 +1050,8 @@ def _read_outputs(env: StreamEnv) -> Outputs:
             out.problems.append(f"dead letter without rater.reason: p{m.partition()}@{m.offset()}")
             continue
         source = headers["rater.source.topic"].decode()
+        if source not in (env.topic("cdrs"), env.topic("topups")):
+            out.problems.append(f"dead letter from {source}: p{m.partition()}@{m.offset()}")
         pos = (int(headers["rater.source.partition"]), int(headers["rater.source.offset"]))
         by_pos = out.dead.setdefault(source, {})
         if pos in by_pos:
@@ -980,7 +1134,7 @@ def _rated_message_problems(
     value, rec = rated
     status, reason = rec["status"], rec["reason"]
     problems = []
-    if fate.record and not value.startswith(s.out.value or b"-"):
+    if fate.record is not None and not value.startswith(s.out.value or b"-"):
         problems.append(f"rated record does not start with the CDR's bytes: {s.describe()}")
     if fate.rule1 == "pass" and status == "invalid":
         problems.append(f"passes rule 1 but rated invalid/{reason}: {s.describe()}")
@@ -1016,13 +1170,20 @@ def _cdr_frame(records: Sequence[dict[str, Any]]) -> pl.DataFrame:
     return frame.with_columns(pl.col(c).cast(TIME) for c, t in CDR_SCHEMA.items() if t == TIME)
 
 
-def _batch_reference(frame: pl.DataFrame, tmp_path: Path, name: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Reference:
+    rated: list[dict[str, Any]]  # RATING_FIELDS of each record, in input order
+    balances: pl.DataFrame  # tenant_id, balance_micros of every prepaid tenant
+
+
+def _rate_file(frame: pl.DataFrame, tmp_path: Path, name: str) -> Reference:
     """What `rater rate-file` makes of these records, in this order."""
     src = tmp_path / f"{name}.parquet"
     frame.select(list(CDR_SCHEMA)).write_parquet(src)
     out = tmp_path / f"{name}-reference"
     rate_file(EXAMPLE_CONFIG, src, out)
-    return pl.read_parquet(out / "rated.parquet").select(RATING_FIELDS).to_dicts()
+    rated = pl.read_parquet(out / "rated.parquet").select(RATING_FIELDS).to_dicts()
+    return Reference(rated, pl.read_parquet(out / "balances.parquet"))
 
 
 def _reference_problems(
@@ -1121,19 +1282,12 @@ def _balance_problems(env: StreamEnv, opening: pl.DataFrame, credits: dict[str, 
     ]
 
 
-def _batch_balances(frame: pl.DataFrame, tmp_path: Path) -> pl.DataFrame:
-    src = tmp_path / "balances-input.parquet"
-    frame.select(list(CDR_SCHEMA)).write_parquet(src)
-    rate_file(EXAMPLE_CONFIG, src, tmp_path / "balances-reference")
-    return pl.read_parquet(tmp_path / "balances-reference" / "balances.parquet")
-
-
 def _restart_problems(env: StreamEnv) -> list[str]:
     """A second run on the same topics consumes nothing and produces nothing."""
     kinds = ("rated", "events", "dlq", "changelog")
     before = _end_offsets(env, kinds)
-    again = _run_job(env)
-    problems = []
+    again, logged = _run_job(env)
+    problems = [f"on restart: {line}" for line in logged]
     if again.counts["consumed"] or again.batches:
         problems.append(f"restart consumed {dict(again.counts)} in {again.batches} batches")
     after = _end_offsets(env, kinds)
@@ -1161,22 +1315,26 @@ def _report(problems: Sequence[str], examples: int = 2) -> str:
 # =========================================================================== the tests
 
 
-def test_hostile_avro_cdrs_and_topups(
-    fuzz_env: StreamEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING)
+def test_hostile_avro_cdrs_and_topups(fuzz_env: StreamEnv, tmp_path: Path) -> None:
     env, rng = fuzz_env, random.Random(SEED)
-    valid = _valid_cdrs(3_300, seed=SEED % 1000)
+    valid = _valid_cdrs(5_000, seed=SEED % 1000)
     cdr_fuzz = CdrFuzzer(rng, env.partitions)
-    items = _interleave(rng, _valid_avro_items(valid), cdr_fuzz.messages(10_000))
+    items = _with_calm_end(
+        rng,
+        _valid_avro_items(valid),
+        cdr_fuzz.messages(10_000),
+        cdr_fuzz.rare_poison(24),
+        calm=3_500,
+    )
     sent = _publish_recorded(env.bootstrap, env.topic("cdrs"), items)
     topup_fuzz = TopupFuzzer(rng, env.partitions)
     sent_topups = _publish_recorded(
         env.bootstrap, env.topic("topups"), topup_fuzz.messages(valid=150, resent=50, hostile=600)
     )
-    assert len(sent) == len(items) and sum(s.out.kind == "valid" for s in sent) >= 3_000
+    assert len(sent) == len(items) and sum(s.out.kind == "valid" for s in sent) >= 4_500
+    assert len(sent_topups) >= 800
 
-    summary = _run_job(env)
+    summary, logged = _run_job(env)
 
     fates = [_avro_fate(s, env.partitions) for s in sent]
     outputs = _read_outputs(env)
@@ -1184,21 +1342,20 @@ def test_hostile_avro_cdrs_and_topups(
     problems += _declared_fate_problems(sent, fates)
     problems += _message_problems(sent, fates, outputs, env.topic("cdrs"))
     problems += _bounds_problems(outputs)
+    # The valid CDRs rate as they would alone; every routed CDR as rate-file rates it.
+    reference = _rate_file(valid, tmp_path, "valid")
     valid_sent = [s for s in sent if s.out.kind == "valid"]
-    problems += _reference_problems(
-        "valid CDRs", valid_sent, _batch_reference(valid, tmp_path, "valid"), outputs
-    )
+    problems += _reference_problems("valid CDRs", valid_sent, reference.rated, outputs)
     routed = [(s, f.record) for s, f in zip(sent, fates, strict=True) if f.record is not None]
-    everything = _cdr_frame([r for _, r in routed if r is not None])
+    everything = _rate_file(_cdr_frame([r for _, r in routed]), tmp_path, "routed")
     problems += _reference_problems(
-        "all rated", [s for s, _ in routed], _batch_reference(everything, tmp_path, "all"), outputs
+        "routed CDRs", [s for s, _ in routed], everything.rated, outputs
     )
     problems += _topup_problems(sent_topups, outputs, env.topic("topups"), summary)
-    problems += _balance_problems(
-        env, _batch_balances(valid, tmp_path), _topup_credits(sent_topups, "avro")
-    )
+    credits = _topup_credits(sent_topups, "avro")
+    problems += _balance_problems(env, reference.balances, credits)
     problems += _dataset_problems(env.out, outputs)
-    problems += _rater_errors(caplog)
+    problems += logged
     problems += _restart_problems(env)
     assert not problems, _report(problems)
 
@@ -1314,7 +1471,7 @@ def _json_fate(s: Sent) -> Fate:
     if expect.startswith("dead"):
         wanted = expect.partition(":")[2]
         return Fate(dead=frozenset({wanted}) if wanted else JSON_REASONS | {"empty_message"})
-    return Fate(record={}, rule1=expect if expect != "valid" else None)
+    return Fate(rule1=expect if expect != "valid" else None)
 
 
 def _json_topups(rng: random.Random, partitions: int) -> list[Outgoing]:
@@ -1334,10 +1491,7 @@ def _json_topups(rng: random.Random, partitions: int) -> list[Outgoing]:
     return _interleave(rng, fuzz.valid(40, 10), [h for h in hostile if h is not None])
 
 
-def test_hostile_json_cdrs_and_topups(
-    fuzz_env: StreamEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING)
+def test_hostile_json_cdrs_and_topups(fuzz_env: StreamEnv, tmp_path: Path) -> None:
     env, rng = fuzz_env, random.Random(SEED + 1)
     valid = _valid_cdrs(1_000, seed=SEED % 1000 + 1)
     fuzz = CdrFuzzer(rng, env.partitions)
@@ -1348,22 +1502,20 @@ def test_hostile_json_cdrs_and_topups(
         env.bootstrap, env.topic("topups"), _json_topups(rng, env.partitions)
     )
 
-    summary = _run_job(env, RATER_STREAM__INPUT_FORMAT="json")
+    summary, logged = _run_job(env, RATER_STREAM__INPUT_FORMAT="json")
 
     fates = [_json_fate(s) for s in sent]
     outputs = _read_outputs(env)
     problems = _count_problems(summary, sent, fates, outputs, env.topic("cdrs"))
     problems += _message_problems(sent, fates, outputs, env.topic("cdrs"))
     problems += _bounds_problems(outputs)
+    reference = _rate_file(valid, tmp_path, "valid")
     valid_sent = [s for s in sent if s.out.kind == "valid"]
-    problems += _reference_problems(
-        "valid CDRs", valid_sent, _batch_reference(valid, tmp_path, "valid"), outputs
-    )
+    problems += _reference_problems("valid CDRs", valid_sent, reference.rated, outputs)
     problems += _topup_problems(sent_topups, outputs, env.topic("topups"), summary)
-    problems += _balance_problems(
-        env, _batch_balances(valid, tmp_path), _topup_credits(sent_topups, "json")
-    )
+    credits = _topup_credits(sent_topups, "json")
+    problems += _balance_problems(env, reference.balances, credits)
     problems += _dataset_problems(env.out, outputs)
-    problems += _rater_errors(caplog)
+    problems += logged
     problems += _restart_problems(env)
     assert not problems, _report(problems)

@@ -446,3 +446,55 @@ def test_a_poison_frame_prints_no_rust_panic(capfd: pytest.CaptureFixture[str]) 
     assert result.errors == [(300, "truncated_avro")]
     err = capfd.readouterr().err
     assert "panicked" not in err and "backtrace" not in err
+
+
+def _varint_any(n: int) -> bytes:
+    z = n * 2 if n >= 0 else -n * 2 - 1
+    out = bytearray()
+    while z > 0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    return bytes([*out, z])
+
+
+def _with_numbers(hold_ms: int, segments: int) -> bytes:
+    """A CDR body whose last two fields (hold_ms, segments) are written by hand."""
+    body = wire.encode_cdr({**cdr(1), "hold_ms": 0, "segments": 1})
+    assert body.endswith(b"\x00\x02")
+    return body[:-2] + _varint_any(hold_ms) + _varint_any(segments)
+
+
+@pytest.mark.parametrize(
+    ("hold_ms", "segments"),
+    [(0, 2**31), (0, -(2**31) - 1), (0, 2**40), (2**64, 1), (-(2**63) - 1, 1), (2**70, 1)],
+)
+@pytest.mark.parametrize("bulk", [True, False])
+def test_numbers_beyond_their_avro_type_are_undecodable(
+    hold_ms: int, segments: int, bulk: bool
+) -> None:
+    """Polars keeps the low bits of an oversized varint (2**31 read as -2**31) and fastavro
+    reads any size: both must be refused, in bulk and one by one alike."""
+    values = [wire.encode_cdr(cdr(i)) for i in range(600 if bulk else 3)]
+    values[1] = _with_numbers(hold_ms, segments)
+    result = wire.decode_cdrs(values, framed=False)
+    assert [i for i, _ in result.errors] == [1]
+    assert 1 not in result.indices
+
+
+@pytest.mark.parametrize("index_byte", [b"\x01", b"\x03", b"\x7f"])
+def test_a_negative_enum_index_is_undecodable(index_byte: bytes) -> None:
+    body = wire.encode_cdr(cdr(1))
+    pos = body.index(b"\x18+336") - 1  # direction: the byte before the caller
+    bad = body[:pos] + index_byte + body[pos + 1 :]
+    for n in (3, 600):
+        values = [wire.encode_cdr(cdr(i)) for i in range(n)]
+        values[1] = bad
+        assert [i for i, _ in wire.decode_cdrs(values, framed=False).errors] == [1]
+    with pytest.raises(ValueError):
+        wire.decode_cdr(bad)
+
+
+def test_encoders_refuse_numbers_beyond_their_avro_type() -> None:
+    for field, value in (("segments", 2**31), ("hold_ms", 2**63), ("start_time", -(2**63) - 1)):
+        with pytest.raises(ValueError):
+            wire.encode_cdr({**cdr(1), field: value})

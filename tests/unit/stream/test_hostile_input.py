@@ -143,13 +143,14 @@ def test_json_topups_with_iso_times_and_huge_numbers(world: World) -> None:
         {**good, "topup_id": "d", "time": 10**30},
         {**good, "topup_id": "e", "amount": "10" * 30},
         [1, 2, 3],
+        {**good, "topup_id": "\ud800"},  # a lone surrogate: not text (was a crash loop)
     ]
     for item in [good, *hostile]:
         world.cluster.publish("topups", json.dumps(item).encode(), b"tinyco")
     world.cluster.publish("topups", b"\xff\xfe not json", b"tinyco")
     summary = world.run()
     assert summary.counts["topup_applied"] == 1
-    assert len(world.dead_letters()) == 6
+    assert len(world.dead_letters()) == 7
 
 
 def test_stray_tenants_in_a_restored_changelog_are_dropped(world: World) -> None:
