@@ -23,7 +23,7 @@ from make_deck import make_cdrs, write_deck
 
 from rater.core.rating import rate_batch
 from rater.core.state import RatingState
-from rater.core.tariff import load_tariff
+from rater.tariff_files import load_tariff
 
 TARGET = 2_000_000
 

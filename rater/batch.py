@@ -103,7 +103,7 @@ def rate_file(
     """
     from rater.core.rating import balances_frame, rate_batch
     from rater.core.state import RatingState
-    from rater.core.tariff import load_tariff
+    from rater.tariff_files import load_tariff
 
     size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     if size < 1:

@@ -11,9 +11,9 @@ from typing import Any
 
 from rater import metrics, signals
 from rater.core.money import format_micros
-from rater.core.tariff import load_tariff
 from rater.settings import Settings, load_settings
 from rater.stream.job import RaterJob, RunSummary
+from rater.tariff_files import load_tariff
 
 __all__ = ["print_summary", "register", "settings_from_args"]
 

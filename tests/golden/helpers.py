@@ -13,7 +13,8 @@ import polars as pl
 from rater.core.columns import CDR_SCHEMA
 from rater.core.rating import RatingResult, rate_batch
 from rater.core.state import RatingState
-from rater.core.tariff import Tariff, load_tariff
+from rater.core.tariff import Tariff
+from rater.tariff_files import load_tariff
 
 __all__ = [
     "RATES_HEADER",

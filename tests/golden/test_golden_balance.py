@@ -9,7 +9,7 @@ import pytest
 
 from rater.core.columns import BALANCE_SCHEMA, EVENT_SCHEMA
 from rater.core.rating import balances_frame
-from rater.core.tariff import load_tariff
+from rater.tariff_files import load_tariff
 
 from .helpers import cdr, rate, row, write_tariff
 

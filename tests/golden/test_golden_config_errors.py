@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rater.core.tariff import load_tariff
 from rater.errors import ConfigError
+from rater.tariff_files import load_tariff
 
 from .helpers import row, write_tariff
 

@@ -53,12 +53,12 @@ from rater.batch import rate_file
 from rater.core.columns import CDR_SCHEMA, TIME
 from rater.core.rating import balances_frame
 from rater.core.state import RatingState
-from rater.core.tariff import load_tariff
 from rater.logs import KAFKA_LOGGER
 from rater.simulate import encode_cdrs_json, generate_cdrs
 from rater.stream.clients import restore_partition
 from rater.stream.job import RaterJob, RunSummary
 from rater.stream.partitioner import partition_for
+from rater.tariff_files import load_tariff
 from tests.integration.streamkit import EXAMPLE_CONFIG, StreamEnv, create_topics, read_topic
 
 pytestmark = pytest.mark.kafka

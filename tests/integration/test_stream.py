@@ -18,14 +18,14 @@ import pytest
 
 from rater import wire
 from rater.batch import rate_file
-from rater.broker import LocalBroker
 from rater.core.columns import CDR_SCHEMA, EVENT_SCHEMA, RATED_EXTRA_SCHEMA
 from rater.core.rating import balances_frame
 from rater.core.state import RatingState
-from rater.core.tariff import load_tariff
+from rater.devbroker import LocalBroker
 from rater.simulate import encode_cdrs_json, generate_cdrs
 from rater.stream.clients import restore_partition
 from rater.stream.job import RaterJob
+from rater.tariff_files import load_tariff
 from tests.integration.streamkit import (
     EXAMPLE_CONFIG,
     SlowPublisher,

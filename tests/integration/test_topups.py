@@ -11,8 +11,8 @@ import pytest
 
 from rater import wire
 from rater.core.columns import CDR_SCHEMA
-from rater.core.tariff import load_tariff
 from rater.stream.job import RaterJob
+from rater.tariff_files import load_tariff
 from tests.integration.streamkit import (
     EXAMPLE_CONFIG,
     StreamEnv,

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from rater.core.tariff import Tariff, load_tariff
+from rater.core.tariff import Tariff
+from rater.tariff_files import load_tariff
 
 # The shared builders live next to the tests, which are plain modules, not a package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))

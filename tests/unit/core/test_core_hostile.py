@@ -15,7 +15,8 @@ from rater.core.columns import CDR_SCHEMA, TIME
 from rater.core.money import MAX_CHARGE_MICROS
 from rater.core.rating import VALID_FROM_US, VALID_UNTIL_US, rate_batch
 from rater.core.state import RatingState
-from rater.core.tariff import Tariff, load_tariff
+from rater.core.tariff import Tariff
+from rater.tariff_files import load_tariff
 
 _TARIFF: dict[str, Tariff] = {}
 INT64 = (-(2**63), 2**63 - 1)

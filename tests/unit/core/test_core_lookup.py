@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 from coredeck import at, cdr, frame, write_tariff
 
-from rater.core import tariff as tariff_module
 from rater.core.rating import rate_batch
 from rater.core.state import RatingState
-from rater.core.tariff import Tariff, load_tariff
+from rater.core.tariff import Tariff, build_tariff
+from rater.tariff_files import load_tariff
 
 PLANS = """\
 plans:
@@ -53,7 +53,7 @@ def deck(tmp_path_factory: pytest.TempPathFactory) -> Tariff:
 
 
 def _variants(tariff: Tariff) -> list[Tariff]:
-    segmented = tariff_module._build(
+    segmented = build_tariff(
         tariff.plans, tariff.tenants, tariff.rates, tariff.price_scale, dense_limit=0
     )
     assert segmented.rate_index.dense is None

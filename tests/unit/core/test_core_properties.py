@@ -13,10 +13,10 @@ from coredeck import at, cdr, frame, write_tariff
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rater.core import tariff as tariff_module
 from rater.core.rating import balances_frame, rate_batch
 from rater.core.state import RatingState
-from rater.core.tariff import Tariff, load_tariff
+from rater.core.tariff import Tariff, build_tariff
+from rater.tariff_files import load_tariff
 
 _TARIFF: dict[str, Tariff] = {}
 
@@ -104,7 +104,7 @@ def test_prepaid_debits_equal_balance_change(tmp_path: Path, rows: list[dict[str
 
 def _variants(tariff: Tariff) -> list[Tariff]:
     """The same tariff driving the engine's other code paths (same results expected)."""
-    segmented = tariff_module._build(
+    segmented = build_tariff(
         tariff.plans, tariff.tenants, tariff.rates, tariff.price_scale, dense_limit=0
     )
     assert segmented.rate_index.dense is None and tariff.rate_index.dense is not None

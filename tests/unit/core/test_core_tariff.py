@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from coredeck import PLANS, RATES, TENANTS, write_tariff
 
-from rater.core.tariff import load_tariff
 from rater.errors import ConfigError
+from rater.tariff_files import load_tariff
 
 HEADER = RATES.splitlines()[0]
 

@@ -16,11 +16,12 @@ from rater import wire
 from rater.core.columns import CDR_SCHEMA, RATED_EXTRA_SCHEMA
 from rater.core.rating import rate_batch
 from rater.core.state import RatingState
-from rater.core.tariff import Tariff, load_tariff
+from rater.core.tariff import Tariff
 from rater.settings import Settings, load_settings
 from rater.simulate import generate_cdrs
 from rater.stream.job import RaterJob, RunSummary
 from rater.stream.testing import FakeClock, FakeCluster
+from rater.tariff_files import load_tariff
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

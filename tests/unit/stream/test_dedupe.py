@@ -115,7 +115,7 @@ def test_a_resend_within_the_horizon_is_always_a_duplicate(
         cluster.create_topic(topic, 3)
     from conftest import CONFIG
 
-    from rater.core.tariff import load_tariff
+    from rater.tariff_files import load_tariff
 
     world = World(
         cluster,
