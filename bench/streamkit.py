@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rater import wire  # noqa: E402
-from rater.broker import LocalBroker  # noqa: E402
+from rater.devbroker import LocalBroker  # noqa: E402
 
 
 @contextmanager

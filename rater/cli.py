@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def _parser() -> argparse.ArgumentParser:
     from rater import batch, demo, simulate
-    from rater.broker import command as broker_command
+    from rater.devbroker import command as broker_command
     from rater.stream import command as stream_command
 
     parser = argparse.ArgumentParser(

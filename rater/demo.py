@@ -18,14 +18,14 @@ from typing import Any, TextIO
 
 import duckdb
 
-from rater.broker import LocalBroker
 from rater.core.money import format_micros
-from rater.core.tariff import load_tariff
+from rater.devbroker import LocalBroker
 from rater.errors import UsageError
 from rater.settings import load_settings
 from rater.simulate import generate_cdrs, publish
 from rater.stream.command import print_summary
 from rater.stream.job import RaterJob
+from rater.tariff_files import load_tariff
 from rater.topics import TopicSpec, ensure_topics
 
 __all__ = ["MARKER", "check_output", "prepare_output", "register", "run_demo"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from rater.broker import LocalBroker
+from rater.devbroker import LocalBroker
 from rater.topics import TopicSpec, ensure_topics
 
 MakeTopic = Callable[..., str]

@@ -10,9 +10,8 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
-from rater.broker import LocalBroker
-from rater.broker.local import read_state
 from rater.cli import main
+from rater.devbroker import LocalBroker, read_state
 from rater.topics import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.kafka

@@ -1,229 +1,33 @@
 """A real single-node Kafka (KRaft, broker + controller in one JVM) for development and tests.
 
-The broker runs from Kafka's own jars, resolved once by Maven into a cache directory, and is
-started in its own process group so it can be stopped as a whole; a pid file in its data
-directory lets a later process stop a broker it did not start.
+The broker runs from Kafka's own jars (see :mod:`rater.devbroker.jars`) and is started in
+its own process group so it can be stopped as a whole; a pid file in its data directory
+(see :mod:`rater.devbroker.state`) lets a later process stop a broker it did not start.
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
-import ctypes
-import fcntl
-import hashlib
-import json
 import logging
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from rater.errors import TerminalError
+from rater.devbroker.errors import BrokerError
+from rater.devbroker.jars import ensure_jars
+from rater.devbroker.process import cluster_id, die_with_parent, free_port, megabytes, terminate
+from rater.devbroker.state import clear_state, write_state
 
-__all__ = [
-    "BrokerError",
-    "LocalBroker",
-    "broker_home",
-    "ensure_jars",
-    "free_port",
-    "read_state",
-    "running_state",
-    "stop_from_state",
-]
+__all__ = ["LOG_FILE", "OUT_FILE", "LocalBroker"]
 
 log = logging.getLogger(__name__)
 
-POM = Path(__file__).resolve().parent / "pom.xml"
-STATE_FILE = "broker.json"
-PID_FILE = "broker.pid"
 LOG_FILE = "server.log"
 OUT_FILE = "broker.out"
-_PR_SET_PDEATHSIG = 1
-
-
-class BrokerError(TerminalError):
-    """The local broker could not be prepared, started or stopped."""
-
-
-def broker_home() -> Path:
-    """Cache root for jars and the default run dir: $RATER_BROKER_HOME or <repo>/.cache/kafka."""
-    env = os.environ.get("RATER_BROKER_HOME")
-    if env:
-        return Path(env).expanduser().resolve()
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file():
-        return repo / ".cache" / "kafka"
-    return Path.home() / ".cache" / "rater" / "kafka"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def ensure_jars(home: Path | None = None) -> Path:
-    """The directory of the broker's jars, resolving them with Maven on first use.
-
-    The jars are re-resolved when pom.xml changes (its digest is kept next to them).
-    """
-    home = home or broker_home()
-    libs = home / "libs"
-    digest = hashlib.sha256(POM.read_bytes()).hexdigest()
-    stamp = libs / ".pom-sha256"
-    if stamp.is_file() and stamp.read_text().strip() == digest:
-        return libs
-    with _locked(home / ".libs.lock"):
-        if stamp.is_file() and stamp.read_text().strip() == digest:
-            return libs
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise BrokerError("Maven (mvn) is not on PATH: it is needed once to fetch Kafka's jars")
-        staging = home / "libs.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        log.info("resolving Kafka jars into %s", libs)
-        cmd = [
-            mvn,
-            "-B",
-            "-q",
-            "-f",
-            str(POM),
-            "dependency:copy-dependencies",
-            "-DincludeScope=runtime",
-            f"-DoutputDirectory={staging}",
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
-            raise BrokerError("mvn could not fetch Kafka's jars: " + " | ".join(tail))
-        (staging / ".pom-sha256").write_text(digest)
-        shutil.rmtree(libs, ignore_errors=True)
-        staging.rename(libs)
-    return libs
-
-
-def free_port(preferred: int | None = None) -> int:
-    """``preferred`` when it can be bound on 127.0.0.1, else a free ephemeral port."""
-    if preferred:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", preferred))
-            except OSError:
-                pass
-            else:
-                return preferred
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _cluster_id() -> str:
-    # Kafka's Uuid text form: URL-safe base64 of 16 bytes, unpadded, never starting with '-'.
-    while True:
-        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not text.startswith("-"):
-            return text
-
-
-def _die_with_parent() -> None:
-    # Runs in the child before exec: the kernel SIGTERMs the JVM if this process dies.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still "exists"; treat it as gone.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def _is_our_broker(pid: int, data_dir: Path) -> bool:
-    """Whether ``pid`` is a Kafka JVM using ``data_dir`` (guards against a reused pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"kafka.Kafka" in cmdline and str(data_dir / "server.properties").encode() in cmdline
-
-
-def _terminate(pid: int, grace_s: float) -> None:
-    """SIGTERM the process group of ``pid``, then SIGKILL it after ``grace_s``."""
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return
-        time.sleep(0.1)
-    log.warning("broker pid %d did not stop in %.0fs; killing it", pid, grace_s)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while _pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def read_state(data_dir: Path) -> dict[str, Any] | None:
-    """The state a broker started in ``data_dir`` recorded, or None."""
-    try:
-        state: dict[str, Any] = json.loads((data_dir / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return state
-
-
-def running_state(data_dir: Path) -> dict[str, Any] | None:
-    """The recorded state of the broker in ``data_dir`` if it is running, else None."""
-    state = read_state(data_dir)
-    if state is None:
-        return None
-    pid = int(state["pid"])
-    return state if _pid_alive(pid) and _is_our_broker(pid, data_dir) else None
-
-
-def stop_from_state(data_dir: Path, grace_s: float = 30.0) -> bool:
-    """Stop the broker recorded in ``data_dir``; False when none was running."""
-    state = read_state(data_dir)
-    if state is None:
-        return False
-    pid = int(state["pid"])
-    running = _pid_alive(pid) and _is_our_broker(pid, data_dir)
-    if running:
-        _terminate(pid, grace_s)
-    for name in (STATE_FILE, PID_FILE):
-        (data_dir / name).unlink(missing_ok=True)
-    return running
-
 
 _LOG4J = """\
 status = error
@@ -301,12 +105,7 @@ class LocalBroker:
             return self
         libs = ensure_jars()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.port is None:
-            self.port = free_port(self._port_wanted)
-        if self.controller_port is None:
-            self.controller_port = free_port(self._controller_port_wanted)
-            if self.controller_port == self.port:
-                self.controller_port = free_port()
+        self._choose_ports()
         props = self._write_config()
         classpath = f"{libs}/*"
         log4j = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
@@ -315,45 +114,7 @@ class LocalBroker:
             raise BrokerError("java is not on PATH: Kafka needs a JDK/JRE 17 or newer")
         if not (self.data_dir / "kraft" / "meta.properties").is_file():
             self._format(java, classpath, log4j, props)
-        cmd = [
-            java,
-            f"-Xmx{self.heap}",
-            f"-Xms{min(256, _megabytes(self.heap))}m",
-            "-XX:+UseG1GC",
-            "-XX:TieredStopAtLevel=1",
-            "-Djava.awt.headless=true",
-            f"-Dkafka.logs.dir={self.data_dir}",
-            log4j,
-            "-cp",
-            classpath,
-            "kafka.Kafka",
-            str(props),
-        ]
-        out = (self.data_dir / OUT_FILE).open("ab")
-        try:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=None if self.detached else _die_with_parent,
-                cwd=self.data_dir,
-            )
-        finally:
-            out.close()
-        (self.data_dir / PID_FILE).write_text(f"{self._proc.pid}\n")
-        (self.data_dir / STATE_FILE).write_text(
-            json.dumps(
-                {
-                    "pid": self._proc.pid,
-                    "port": self.port,
-                    "controller_port": self.controller_port,
-                    "bootstrap": self.bootstrap,
-                    "data_dir": str(self.data_dir),
-                }
-            )
-        )
+        self._launch(self._server_command(java, classpath, log4j, props))
         if not self.detached and not self._atexit_registered:
             atexit.register(self._stop_at_exit)
             self._atexit_registered = True
@@ -389,6 +150,15 @@ class LocalBroker:
         self.stop(keep_data=exc_type is not None)
 
     # -- internals ------------------------------------------------------------------------
+
+    def _choose_ports(self) -> None:
+        """The listener and controller ports, chosen on the first start and then kept."""
+        if self.port is None:
+            self.port = free_port(self._port_wanted)
+        if self.controller_port is None:
+            self.controller_port = free_port(self._controller_port_wanted)
+            if self.controller_port == self.port:
+                self.controller_port = free_port()
 
     def _write_config(self) -> Path:
         assert self.port is not None and self.controller_port is not None
@@ -440,7 +210,7 @@ class LocalBroker:
             "kafka.tools.StorageTool",
             "format",
             "-t",
-            _cluster_id(),
+            cluster_id(),
             "-c",
             str(props),
         ]
@@ -450,6 +220,48 @@ class LocalBroker:
                 f"formatting Kafka storage in {self.data_dir} failed: "
                 f"{(proc.stdout + proc.stderr).strip()[-500:]}"
             )
+
+    def _server_command(self, java: str, classpath: str, log4j: str, props: Path) -> list[str]:
+        return [
+            java,
+            f"-Xmx{self.heap}",
+            f"-Xms{min(256, megabytes(self.heap))}m",
+            "-XX:+UseG1GC",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            log4j,
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(props),
+        ]
+
+    def _launch(self, cmd: list[str]) -> None:
+        """Run ``cmd`` in its own session (output to OUT_FILE) and record it in the state files."""
+        out = (self.data_dir / OUT_FILE).open("ab")
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=None if self.detached else die_with_parent,
+                cwd=self.data_dir,
+            )
+        finally:
+            out.close()
+        write_state(
+            self.data_dir,
+            {
+                "pid": self._proc.pid,
+                "port": self.port,
+                "controller_port": self.controller_port,
+                "bootstrap": self.bootstrap,
+                "data_dir": str(self.data_dir),
+            },
+        )
 
     def _wait_ready(self) -> None:
         from confluent_kafka.admin import AdminClient
@@ -480,18 +292,11 @@ class LocalBroker:
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:
-                _terminate(proc.pid, grace_s)
+                terminate(proc.pid, grace_s)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-        for name in (STATE_FILE, PID_FILE):
-            (self.data_dir / name).unlink(missing_ok=True)
+        clear_state(self.data_dir)
 
     def _stop_at_exit(self) -> None:
         if self._proc is not None:
             self._kill(grace_s=10.0)
-
-
-def _megabytes(heap: str) -> int:
-    unit = heap[-1].lower()
-    value = int(heap[:-1]) if unit in "kmg" else int(heap)
-    return {"k": value // 1024, "m": value, "g": value * 1024}.get(unit, value // (1 << 20))

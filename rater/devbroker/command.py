@@ -6,7 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
-from rater.broker.local import LocalBroker, broker_home, running_state, stop_from_state
+from rater.devbroker.jars import broker_home
+from rater.devbroker.local import LocalBroker
+from rater.devbroker.state import running_state, stop_from_state
 from rater.errors import UsageError
 
 __all__ = ["register"]
