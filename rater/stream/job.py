@@ -19,9 +19,11 @@ from typing import Any
 from confluent_kafka import KafkaException, TopicPartition
 
 from rater import metrics, signals
+from rater.core.state import RatingState
 from rater.core.tariff import Tariff
 from rater.errors import ConfigError, TerminalError, TransientError
 from rater.settings import Settings
+from rater.stream.changelog import PartitionMeta
 from rater.stream.clients import (
     ConfluentClients,
     KafkaClients,
@@ -31,8 +33,10 @@ from rater.stream.clients import (
     restore_partitions,
 )
 from rater.stream.inputs import InputBatch, collect_batch
+from rater.stream.outputs import BatchOutput
+from rater.stream.ownership import let_go, take_over
 from rater.stream.partitioner import TenantPartitioner
-from rater.stream.step import BatchOutput, HeldState, PartitionMeta, StepContext, rate_step
+from rater.stream.rate_messages import RatingContext, rate_messages
 from rater.topics import TopicSpec, ensure_topics
 from sinks import DuckDBCatalog, LocalDirectory, MonthPartitionedDataset
 
@@ -97,7 +101,7 @@ class RaterJob:
         self.clock = clock
         self.sleep = sleep
         self.summary = RunSummary()
-        self.held = HeldState.empty()
+        self.held = RatingState.empty()
         self.meta: dict[int, PartitionMeta] = {}
         self.partitioner: TenantPartitioner | None = None
         self._stopping = False
@@ -140,7 +144,7 @@ class RaterJob:
         """
         token = token or self._new_token()
         with _stage("rate"):  # 1
-            out = rate_step(self._context(token), batch, self.held, self.meta)
+            out = rate_messages(self._context(token), batch, self.held, self.meta)
         staged = self._files.submit(self._stage_files, out)  # 2
         try:
             with _stage("produce"):  # 3
@@ -163,11 +167,11 @@ class RaterJob:
                 raise
         return out
 
-    def _context(self, token: str) -> StepContext:
+    def _context(self, token: str) -> RatingContext:
         if self.partitioner is None:
             raise TransientError("no partition count known yet: topics not checked")
         now_us = int(self.clock() * 1_000_000)
-        return StepContext(self.settings, self.tariff, self.partitioner, now_us, token)
+        return RatingContext(self.settings, self.tariff, self.partitioner, now_us, token)
 
     def _new_token(self) -> str:
         return f"{self.instance_id}-{uuid.uuid4().hex[:16]}"
@@ -392,7 +396,7 @@ class RaterJob:
             self.settings, self.settings.topics.changelog, mine, clients=self.clients
         )
         for p, replayer in restored.items():
-            self.held = self.held.add_partition(p, replayer.state, self.partitioner)
+            self.held = take_over(self.held, p, replayer.state, self.partitioner)
             self.meta[p] = PartitionMeta(
                 generation=replayer.end_offset, live_keys=replayer.live_keys
             )
@@ -408,7 +412,7 @@ class RaterJob:
         self._pending.drop_partitions({(tp.topic, tp.partition) for tp in partitions})
         for tp in partitions:
             if tp.topic == self.settings.topics.cdrs and self.partitioner is not None:
-                self.held = self.held.drop_partition(tp.partition, self.partitioner)
+                self.held = let_go(self.held, tp.partition, self.partitioner)
                 self.meta.pop(tp.partition, None)
         metrics.STATE_TENANTS.set(len(self.held.tenant_ids()))
         log.info("revoked %d partitions", len(partitions))
@@ -473,7 +477,7 @@ class RaterJob:
                 _bounded(lambda: producer.flush(10), 30, "producer.flush")
             except Exception as exc:
                 log.warning("closing producer: %s", exc)
-        self.held = HeldState.empty()
+        self.held = RatingState.empty()
         self.meta.clear()
 
     def _install_signal_handlers(self) -> None:

@@ -248,7 +248,7 @@ def _garbage(rng: random.Random, n: int) -> bytes:
 
 # Absurd field values: (name, rule 1 outcome, changes to a plain record). Times are integer
 # micros. "dead:timestamp_out_of_range": a time no calendar shows (the rater dead-letters
-# those, see rater/stream/codec.py); "dead:avro": not a value of the schema's type.
+# those, see rater/stream/messages.py); "dead:avro": not a value of the schema's type.
 Mutation = Callable[[dict[str, Any], random.Random], dict[str, Any]]
 
 
@@ -907,7 +907,7 @@ def fuzz_env(kafka_bootstrap: str, tmp_path: Path) -> StreamEnv:
 
 
 # Warnings of these loggers are about the input, not the environment: each is a problem.
-_DATA_LOGGERS = ("rater.stream.step", "rater.core", "rater.wire", "sinks")
+_DATA_LOGGERS = ("rater.stream.rate_messages", "rater.core", "rater.wire", "sinks")
 
 
 class _LogTap(logging.Handler):

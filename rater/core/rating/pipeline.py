@@ -39,6 +39,7 @@ after the record (unchanged by records not charged), null for postpaid/unknown t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -274,10 +275,9 @@ def _new_state(
         .filter(pl.lit(w["_live"]))
         .collect()
     )
-    delta = RatingState.of(balances=balances_delta, allowances=allowances_delta, seen=None)
-    delta = RatingState(balances=delta.balances, allowances=delta.allowances, seen=seen_delta)
-    after = state.merge(RatingState(delta.balances, delta.allowances, seen_delta.clear()))
+    changed = RatingState.of(balances=balances_delta, allowances=allowances_delta)
+    after = state.merge(changed)
     if seen_delta.height:
         seen = pl.concat([state.seen, seen_delta]) if state.seen.height else seen_delta
-        after = RatingState(balances=after.balances, allowances=after.allowances, seen=seen)
-    return delta, after
+        after = dataclasses.replace(after, seen=seen)
+    return dataclasses.replace(changed, seen=seen_delta), after

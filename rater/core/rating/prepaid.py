@@ -116,12 +116,19 @@ def apply_topups(
 ) -> tuple[RatingState, RatingState]:
     """Credit top-ups (TOPUP_SCHEMA, amounts in micros) -> (new state, delta).
 
-    Top-ups of unknown or postpaid tenants are ignored (logged); deduplication by
-    topup_id is the caller's job. A top-up re-arms the alarms by raising the balance.
+    Idempotent by (tenant_id, topup_id): a top-up already in ``state.adjustments``, or
+    earlier in ``topups``, is not credited again (``delta.adjustments`` holds those that
+    were). Top-ups of unknown or postpaid tenants are ignored (logged). A top-up re-arms
+    the alarms by raising the balance.
     """
+    fresh = topups.join(
+        state.adjustments.rename({"adjustment_id": "topup_id"}),
+        on=["tenant_id", "topup_id"],
+        how="anti",
+    ).unique(["tenant_id", "topup_id"], keep="first", maintain_order=True)
     prepaid = tariff.tenant_frame.filter("_prepaid").select("tenant_id", "_opening")
-    credits = topups.join(prepaid, on="tenant_id", how="inner")
-    ignored = topups.height - credits.height
+    credits = fresh.join(prepaid, on="tenant_id", how="inner")
+    ignored = fresh.height - credits.height
     if ignored:
         log.warning("ignored %d top-up(s) of unknown or postpaid tenants", ignored)
     if credits.height == 0:
@@ -129,15 +136,12 @@ def apply_topups(
     sums = credits.group_by("tenant_id").agg(
         pl.col("amount_micros").sum().alias("_credit"), pl.col("_opening").first()
     )
-    delta_balances = (
-        sums.join(state.balances, on="tenant_id", how="left")
-        .select(
-            "tenant_id",
-            (pl.coalesce("balance_micros", "_opening") + pl.col("_credit")).alias("balance_micros"),
-        )
-        .sort("tenant_id")
+    delta_balances = sums.join(state.balances, on="tenant_id", how="left").select(
+        "tenant_id",
+        (pl.coalesce("balance_micros", "_opening") + pl.col("_credit")).alias("balance_micros"),
     )
-    delta = RatingState.of(balances=delta_balances)
+    applied = credits.select("tenant_id", pl.col("topup_id").alias("adjustment_id"))
+    delta = RatingState.of(balances=delta_balances, adjustments=applied)
     return state.merge(delta), delta
 
 

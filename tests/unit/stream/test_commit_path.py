@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from conftest import World, canonical, reference
 
-from rater.stream import step
+from rater.stream import rate_messages
 from rater.stream.job import RaterJob
 from rater.stream.testing import Crash
 
@@ -152,14 +152,14 @@ def test_a_poison_message_costs_only_itself(world: World, monkeypatch: pytest.Mo
     published = world.cdrs(600, seed=9)
     poison = published.get_column("cdr_id")[123]
     world.publish_cdrs(published)
-    real = step.rate_batch
+    real = rate_messages.rate_batch
 
     def fragile(tariff, cdrs, state):  # type: ignore[no-untyped-def]
         if poison in cdrs.get_column("cdr_id").to_list():
             raise pl.exceptions.ComputeError("a bug that only this record triggers")
         return real(tariff, cdrs, state)
 
-    monkeypatch.setattr(step, "rate_batch", fragile)
+    monkeypatch.setattr(rate_messages, "rate_batch", fragile)
     summary = world.run()
     assert [r for r, _ in world.dead_letters()] == ["rating_error"]
     assert summary.counts["dead_lettered"] == 1
@@ -175,7 +175,7 @@ def test_a_fault_of_the_rater_itself_commits_nothing(
     def broken(tariff, cdrs, state):  # type: ignore[no-untyped-def]
         raise RuntimeError("a bug hit by every record")
 
-    monkeypatch.setattr(step, "rate_batch", broken)
+    monkeypatch.setattr(rate_messages, "rate_batch", broken)
     job = world.job()
     attempts = [0]
 
@@ -209,6 +209,7 @@ def test_two_members_share_the_partitions_then_one_leaves(world: World) -> None:
 
 def test_restored_state_equals_the_state_of_a_process_that_kept_running(world: World) -> None:
     from rater.stream.clients import restore_partitions
+    from rater.stream.ownership import partition_state
 
     published = world.cdrs(2_000, seed=12, duplicate_fraction=0.05)
     world.publish_cdrs(published)
@@ -228,10 +229,9 @@ def test_restored_state_equals_the_state_of_a_process_that_kept_running(world: W
     )
     assert job.partitioner is not None
     for p, replayer in restored.items():
-        running = kept.partition_state(p, job.partitioner)  # type: ignore[attr-defined]
-        assert replayer.state.rating.equals(running.rating)
-        assert replayer.state.watermark_us == running.watermark_us
-        assert sorted(replayer.state.topup_ids.rows()) == sorted(running.topup_ids.rows())
+        running = partition_state(kept, p, job.partitioner)  # type: ignore[arg-type]
+        assert replayer.state.equals(running)
+        assert running.watermarks and running.seen.height
 
 
 def test_job_reports_a_settings_problem_once(tmp_path: Path, world: World) -> None:

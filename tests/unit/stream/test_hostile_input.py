@@ -12,7 +12,7 @@ from conftest import World
 
 from rater import wire
 from rater.core.state import RatingState
-from rater.stream.changelog import PartitionState, encode_entry, entry_messages
+from rater.stream.changelog import encode_entry, entry_messages
 from rater.stream.partitioner import partition_for
 
 BIG_TENANTS = ("acme", "globex")
@@ -160,9 +160,7 @@ def test_stray_tenants_in_a_restored_changelog_are_dropped(world: World) -> None
     stray = (home + 1) % 3
     stale = RatingState.of(balances=pl.DataFrame({"tenant_id": ["tinyco"], "balance_micros": [1]}))
     world.cluster.create_topic("rater-state-changelog", 3)
-    for key, value in entry_messages(
-        "snap", "old", encode_entry(PartitionState(stale, PartitionState.empty().topup_ids), "old")
-    ):
+    for key, value in entry_messages("snap", "old", encode_entry(stale, "old")):
         world.cluster.publish("rater-state-changelog", value, key, partition=stray)
     cdr = world.cdrs(200, seed=5).filter(pl.col("tenant_id") == "tinyco").head(1)
     world.publish_cdrs(cdr)

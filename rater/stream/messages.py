@@ -1,4 +1,10 @@
-"""Message bodies of the streaming job: bulk CDR decoding, top-ups, rated and event encoding."""
+"""The bodies of the streaming job's messages: CDRs and top-ups in, rated records and
+balance events out, in the wire formats (:mod:`rater.wire`) the job's settings choose
+(Avro, optionally Confluent-framed, or JSON).
+
+Top-ups are few: each is decoded on its own and every field checked before it is
+credited (the table of reasons is in docs/streaming.md).
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,319 @@
+"""Step 1 of the commit path: a batch of messages in, everything it must output out.
+
+Pure apart from decoding and encoding: it takes the held state and returns the new one,
+leaving the caller to adopt it only once the transaction has committed. The whole batch,
+all partitions together, normally goes through one bulk decode and one call of the rating
+core: tenants never span partitions (messages that would make them are dead-lettered as
+``misrouted``), so rating them together is the same as rating each partition alone.
+
+No message can stop a batch: if rating a part of the batch raises anything but a
+transient error, the part is split in two and each half rated on its own, down to the
+one message that fails, which is dead-lettered (``rating_error``). Every other message
+of the batch is rated exactly as it would have been.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import polars as pl
+
+from rater.core.rating import apply_topups, rate_batch, rating_time
+from rater.core.state import RatingState, advance_watermark
+from rater.core.tariff import Tariff
+from rater.errors import TransientError
+from rater.settings import Settings
+from rater.stream import messages
+from rater.stream.changelog import PartitionMeta, changelog_write
+from rater.stream.inputs import InputBatch
+from rater.stream.outputs import (
+    BatchOutput,
+    Dead,
+    OutBlock,
+    count_statuses,
+    dead_letter_block,
+    keys_of,
+    sink_batches,
+)
+from rater.stream.ownership import misrouted
+from rater.stream.partitioner import TenantPartitioner
+
+__all__ = ["RatingContext", "rate_messages"]
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+P = TypeVar("P")
+# Isolation is for the odd poison message. When more than this share of a batch (and more
+# than _SYSTEMIC_MIN messages) fails on its own, the fault is in the code or the machine,
+# not in the input: the batch is not committed (the job backs off and retries) rather
+# than moving good traffic to the dead-letter topic.
+_SYSTEMIC_SHARE = 0.5
+_SYSTEMIC_MIN = 10
+
+
+@dataclass(frozen=True)
+class RatingContext:
+    """What rating a batch needs besides the batch and the state."""
+
+    settings: Settings
+    tariff: Tariff
+    partitioner: TenantPartitioner
+    now_us: int  # wall clock: caps the dedupe watermark (rule 2)
+    token: str  # names this attempt's staged files and changelog entries
+
+
+@dataclass
+class _Part:
+    """What one part of a batch's messages produced (a whole batch is usually one part)."""
+
+    rated: pl.DataFrame | None = None  # CDR columns, RATED_EXTRA columns, source columns
+    events: pl.DataFrame | None = None
+    rated_values: list[bytes] = field(default_factory=list)
+    event_values: list[bytes] = field(default_factory=list)
+    dead: list[Dead] = field(default_factory=list)  # not rated: counted as dead-lettered
+    invalid: list[Dead] = field(default_factory=list)  # rated invalid, copied to the DLQ
+    delta: RatingState = field(default_factory=RatingState.empty)
+    applied: int = 0  # top-ups credited
+    offered: int = 0  # top-ups that could be credited (a resend is not)
+
+
+def rate_messages(
+    ctx: RatingContext, batch: InputBatch, held: RatingState, meta: dict[int, PartitionMeta]
+) -> BatchOutput:
+    # Top-ups first: a credit that arrived with the batch applies before its debits.
+    credits, state = _isolated(
+        batch.topups, lambda msgs, st: _credit_part(ctx, msgs, st), held, _failed
+    )
+    parts, state = _isolated(batch.cdrs, lambda msgs, st: _rate_part(ctx, msgs, st), state, _failed)
+    _refuse_systemic_failure(parts, len(batch.cdrs))
+    rated = _concat([p.rated for p in parts])
+    events = _concat([p.events for p in parts])
+    state = state.with_watermarks(_watermarks(ctx, held.watermarks, rated))
+    delta = RatingState.empty()
+    for part in [*credits, *parts]:
+        delta = delta.merge(part.delta)
+    log_write = changelog_write(
+        held=state,
+        delta=delta,
+        touched=_entry_ids(ctx, batch),
+        meta=meta,
+        partitioner=ctx.partitioner,
+        token=ctx.token,
+        snapshot_every=ctx.settings.stream.snapshot_every_batches,
+        horizon_days=ctx.settings.stream.dedupe_horizon_days,
+    )
+    generations = {p: m.generation for p, m in meta.items()}
+    offsets = {tp: (first, batch.last[tp]) for tp, first in batch.first.items()}
+    cdr_topic = ctx.settings.topics.cdrs
+    out = BatchOutput(
+        token=ctx.token,
+        blocks=[],
+        rated_sinks=sink_batches(cdr_topic, offsets, rated, generations),
+        event_sinks=sink_batches(cdr_topic, offsets, events, generations),
+        held=log_write.held,
+        live_keys=log_write.live_keys,
+        snapshotted=log_write.snapshotted,
+    )
+    _tally(out, batch, credits, parts, rated, events)
+    _output_blocks(ctx, out, credits, parts, rated, events)
+    changelog = ctx.settings.topics.changelog
+    out.blocks.append(OutBlock(changelog, log_write.partitions, log_write.keys, log_write.values))
+    return out
+
+
+# --------------------------------------------------------------------------- isolation
+
+
+def _isolated(
+    msgs: Sequence[Any],
+    rate: Callable[[Sequence[Any], S], tuple[P, S]],
+    state: S,
+    failed: Callable[[Any], P],
+) -> tuple[list[P], S]:
+    """``rate(msgs, state)``, or, if it raises anything but a transient error, each half
+    on its own (state threaded through), down to the single messages that fail, each of
+    which becomes ``failed(message)``."""
+    if not msgs:
+        return [], state
+    try:
+        part, after = rate(msgs, state)
+        return [part], after
+    except TransientError:
+        raise
+    except BaseException as exc:  # Polars raises PanicException, a BaseException
+        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        if len(msgs) == 1:
+            log.warning("a message could not be rated (%s); dead-lettered", type(exc).__name__)
+            log.debug("rating error", exc_info=True)
+            return [failed(msgs[0])], state
+    mid = len(msgs) // 2
+    left, state = _isolated(msgs[:mid], rate, state, failed)
+    right, state = _isolated(msgs[mid:], rate, state, failed)
+    return left + right, state
+
+
+def _failed(msg: Any) -> _Part:
+    return _Part(dead=[(msg, "rating_error")])
+
+
+def _refuse_systemic_failure(parts: list[_Part], messages: int) -> None:
+    failed = sum(1 for p in parts for _, reason in p.dead if reason == "rating_error")
+    if failed > _SYSTEMIC_MIN and failed > _SYSTEMIC_SHARE * messages:
+        raise TransientError(
+            f"rating failed for {failed} of {messages} messages one by one: "
+            "a fault of the rater, not of its input; the batch is retried"
+        )
+
+
+# --------------------------------------------------------------------------- rating
+
+
+def _credit_part(
+    ctx: RatingContext, msgs: Sequence[Any], state: RatingState
+) -> tuple[_Part, RatingState]:
+    """Top-ups: decoded, checked against their partition, credited once (by topup_id)."""
+    decoded = messages.decode_topups(ctx.settings, ctx.tariff, [m.value() for m in msgs])
+    part = _Part(dead=[(msgs[i], reason) for i, reason in decoded.failures])
+    frame, rows = decoded.frame, list(decoded.good)
+    wrong = misrouted(ctx.partitioner, frame.get_column("tenant_id"), [msgs[i] for i in rows])
+    if wrong.any():
+        part.dead += [(msgs[rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
+        frame = frame.filter(~wrong)
+    state, part.delta = apply_topups(ctx.tariff, frame, state)
+    part.offered, part.applied = frame.height, part.delta.adjustments.height
+    return part, state
+
+
+def _rate_part(
+    ctx: RatingContext, msgs: Sequence[Any], state: RatingState
+) -> tuple[_Part, RatingState]:
+    """CDRs: decoded in bulk, checked against their partition, rated, encoded."""
+    settings = ctx.settings
+    values = [m.value() for m in msgs]
+    decoded = messages.decode_cdrs(settings, values)
+    part = _Part(dead=[(msgs[i], reason) for i, reason in decoded.failures])
+    frame, rows = decoded.frame, list(decoded.good)
+    wrong = misrouted(ctx.partitioner, frame.get_column("tenant_id"), [msgs[i] for i in rows])
+    if wrong.any():
+        part.dead += [(msgs[rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
+        rows = [i for i, bad in zip(rows, wrong.to_list(), strict=True) if not bad]
+        frame = frame.filter(~wrong)
+    bodies = messages.cdr_bodies(settings, values, rows)
+    frame = frame.with_columns(
+        pl.lit(settings.topics.cdrs).alias("source_topic"),
+        pl.Series("source_partition", [msgs[i].partition() for i in rows], pl.Int32),
+        pl.Series("source_offset", [msgs[i].offset() for i in rows], pl.Int64),
+    )
+    result = rate_batch(ctx.tariff, frame, state)
+    part.rated, part.delta = result.rated, result.delta
+    part.events = _events_with_source(result.events, result.rated)
+    part.rated_values = messages.encode_rated(settings, result.rated, bodies)
+    part.event_values = messages.encode_events(settings, part.events)
+    invalid = result.rated.select(pl.int_range(pl.len()).alias("row"), "status", "reason").filter(
+        pl.col("status") == "invalid"
+    )
+    part.invalid = [(msgs[rows[r]], reason) for r, _, reason in invalid.iter_rows()]
+    return part, result.state
+
+
+def _events_with_source(events: pl.DataFrame, rated: pl.DataFrame) -> pl.DataFrame:
+    """Events with the source offset and rating time of the CDR that raised them."""
+    src = rated.filter(pl.col("status") == "rated").select(
+        "tenant_id",
+        "cdr_id",
+        "source_topic",
+        "source_partition",
+        "source_offset",
+        rating_time(),
+    )
+    return events.join(src, on=["tenant_id", "cdr_id"], how="left", maintain_order="left")
+
+
+def _concat(frames: list[pl.DataFrame | None]) -> pl.DataFrame | None:
+    present = [f for f in frames if f is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else pl.concat(present, how="vertical_relaxed")
+
+
+def _watermarks(
+    ctx: RatingContext, marks: Mapping[int, int], rated: pl.DataFrame | None
+) -> dict[int, int]:
+    """Rule 2: each partition's watermark moves to the newest rating time of its records
+    that passed validation, but never past the wall clock + 1 day."""
+    out = dict(marks)
+    if rated is None or rated.height == 0:
+        return out
+    newest = (
+        rated.filter(pl.col("status") != "invalid")
+        .group_by("source_partition")
+        .agg(rating_time().dt.epoch("us").max().alias("newest"))
+    )
+    for p, us in newest.iter_rows():
+        mark = advance_watermark(out.get(p), us, ctx.now_us)
+        if mark is not None:
+            out[p] = mark
+    return out
+
+
+def _entry_ids(ctx: RatingContext, batch: InputBatch) -> dict[int, str]:
+    """Per partition touched: its first offset in each input topic (unique per committed
+    batch of the partition), the id of its changelog entry."""
+    topics = ctx.settings.topics
+    return {
+        p: f"c{batch.first.get((topics.cdrs, p), -1)}.t{batch.first.get((topics.topups, p), -1)}"
+        for (_, p) in batch.first
+    }
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _tally(
+    out: BatchOutput,
+    batch: InputBatch,
+    credits: list[_Part],
+    parts: list[_Part],
+    rated: pl.DataFrame | None,
+    events: pl.DataFrame | None,
+) -> None:
+    counts: Counter[str] = out.counts
+    counts["consumed"] += len(batch.cdrs)
+    counts["dead_lettered"] += sum(len(p.dead) for p in parts)
+    counts["topup_applied"] += sum(p.applied for p in credits)
+    counts["topup_duplicate"] += sum(p.offered - p.applied for p in credits)
+    if rated is not None:
+        count_statuses(out, rated)
+    if events is not None:
+        out.events.update(dict(events.group_by("event").len().iter_rows()))
+
+
+def _output_blocks(
+    ctx: RatingContext,
+    out: BatchOutput,
+    credits: list[_Part],
+    parts: list[_Part],
+    rated: pl.DataFrame | None,
+    events: pl.DataFrame | None,
+) -> None:
+    """Kafka: every output to the partition of the CDR it came from."""
+    topics = ctx.settings.topics
+    if rated is not None and rated.height:
+        values = [v for p in parts for v in p.rated_values]
+        partitions = rated.get_column("source_partition").to_list()
+        out.blocks.append(OutBlock(topics.rated, partitions, keys_of(rated), values))
+    if events is not None and events.height:
+        values = [v for p in parts for v in p.event_values]
+        partitions = events.get_column("source_partition").to_list()
+        out.blocks.append(OutBlock(topics.events, partitions, keys_of(events), values))
+    letters = [d for p in [*credits, *parts] for d in p.dead]
+    letters += [d for p in parts for d in p.invalid]
+    out.dead_reasons.update(reason for _, reason in letters)
+    if letters:
+        out.blocks.append(dead_letter_block(topics.dead_letter, letters))
