@@ -27,7 +27,7 @@ from streamkit import REPO, broker, rater_env
 
 from rater import wire
 from rater.simulate import generate_cdrs
-from rater.topics import TopicSpec, ensure_topics
+from rater.stream.topics import TopicSpec, ensure_topics
 
 
 def _tail_varints(body: bytes, n: int) -> list[int]:

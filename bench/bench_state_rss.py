@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_deck import make_cdrs, write_deck
 from streamkit import broker, busy_rate, publish_frame, rater_env, run_rater
 
-from rater.topics import TopicSpec, ensure_topics
+from rater.stream.topics import TopicSpec, ensure_topics
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from streamkit import REPO, broker, busy_rate, publish_frame, rater_env, run_rater
 
 from rater.simulate import generate_cdrs
-from rater.topics import TopicSpec, ensure_topics
+from rater.stream.topics import TopicSpec, ensure_topics
 
 
 def publish(bootstrap: str, topic: str, count: int, seed: int) -> None:

@@ -7,11 +7,9 @@ streaming job rating them exactly once into Kafka, Parquet and DuckDB, and a sum
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,42 +21,16 @@ from rater.devbroker import LocalBroker
 from rater.errors import UsageError
 from rater.settings import load_settings
 from rater.simulate import generate_cdrs, publish
-from rater.stream.command import print_summary
 from rater.stream.job import RaterJob
+from rater.stream.topics import TopicSpec, ensure_topics
 from rater.tariff_files import load_tariff
-from rater.topics import TopicSpec, ensure_topics
 
-__all__ = ["MARKER", "check_output", "prepare_output", "register", "run_demo"]
+__all__ = ["MARKER", "check_output", "prepare_output", "run_demo"]
 
 log = logging.getLogger(__name__)
 
 # Left in the output directory by the demo: only a directory holding it is ever cleared.
 MARKER = ".rater-demo"
-
-
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="run the whole flow on a local broker with simulated traffic, then summarize",
-        description="Start a local Kafka broker, simulate switch traffic for the example "
-        "tenants, rate it with the streaming job and print a summary.",
-    )
-    p.add_argument("--config", type=Path, default=None, help="tariff directory (default config/)")
-    p.add_argument("--count", type=int, default=20_000, help="CDRs to simulate")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument(
-        "--output",
-        type=Path,
-        default=Path("demo-out"),
-        help="output directory: new, empty, or written by an earlier demo (default demo-out)",
-    )
-    p.set_defaults(func=_handle)
-
-
-def _handle(args: argparse.Namespace) -> int:
-    config = args.config or load_settings().tariff_dir
-    run_demo(config, args.count, args.seed, args.output, sys.stdout)
-    return 0
 
 
 def run_demo(config: Path, count: int, seed: int, output: Path, out: TextIO) -> None:
@@ -96,7 +68,7 @@ def run_demo(config: Path, count: int, seed: int, output: Path, out: TextIO) -> 
         finally:
             broker.stop()
     print("", file=out)
-    print_summary(summary, out)
+    print("\n".join(summary.lines()), file=out)
     _report(output, out)
 
 

@@ -10,6 +10,7 @@ the table of docs/configuration.md from them (a unit test fails when the two dif
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,9 +20,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rater.errors import ConfigError
 
 __all__ = [
+    "DevBrokerSettings",
     "KafkaSettings",
     "OutputSettings",
+    "RateFileSettings",
     "Settings",
+    "SimulateSettings",
     "StreamSettings",
     "TopicSettings",
     "load_settings",
@@ -158,6 +162,63 @@ class OutputSettings(_Frozen):
     )
 
 
+class RateFileSettings(_Frozen):
+    input: Path | None = Field(default=None, description="`rater rate-file --input`: the CDR file.")
+    output: Path | None = Field(
+        default=None, description="`rater rate-file --output`: the output directory."
+    )
+    batch_size: int = Field(
+        default=100_000,
+        ge=1,
+        description="`rater rate-file --batch-size`: records rated per slice (the output "
+        "does not depend on it).",
+    )
+
+
+class SimulateSettings(_Frozen):
+    count: int = Field(default=10_000, ge=0, description="`rater simulate --count`: CDRs.")
+    rate: float = Field(
+        default=0.0, ge=0, description="`--rate`: records per second, 0 = as fast as possible."
+    )
+    seed: int = Field(default=1, description="`--seed`: the same seed gives the same records.")
+    bad_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="`--bad-fraction`: share of broken records (half undecodable messages, "
+        "half invalid fields; in a file, all invalid fields).",
+    )
+    duplicate_fraction: float = Field(
+        default=0.0, ge=0, le=1, description="`--duplicate-fraction`: share of resent CDRs."
+    )
+    schema_id: int | None = Field(
+        default=None,
+        description="`--schema-id`: frame messages with this schema id (registered "
+        "automatically when a schema registry is set).",
+    )
+    output: Path | None = Field(
+        default=None, description="`--output`: write a .csv, .parquet or .avro file instead."
+    )
+
+
+class DevBrokerSettings(_Frozen):
+    home: Path | None = Field(
+        default=None,
+        description="Where the development broker's jars are cached (empty = "
+        "`.cache/kafka` in the repository, else `~/.cache/rater/kafka`).",
+    )
+    dir: Path | None = Field(
+        default=None,
+        description="`rater broker --dir`: data and state directory (empty = `<home>/run`).",
+    )
+    port: int = Field(
+        default=9092,
+        ge=0,
+        le=65535,
+        description="`rater broker start --port`: listener port (taken or 0 = a free one).",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RATER_",
@@ -193,6 +254,9 @@ class Settings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
+    rate_file: RateFileSettings = Field(default_factory=RateFileSettings)
+    simulate: SimulateSettings = Field(default_factory=SimulateSettings)
+    broker: DevBrokerSettings = Field(default_factory=DevBrokerSettings)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -211,6 +275,8 @@ def load_settings(**overrides: Any) -> Settings:
     A bad value raises :class:`ConfigError` naming the setting and its variable.
     """
     clean = {k: v for k, v in overrides.items() if v is not None}
+    for group, values in _legacy_environment().items():
+        clean[group] = {**values, **clean.get(group, {})}
     try:
         return Settings(**clean)
     except ValidationError as exc:
@@ -222,3 +288,29 @@ def load_settings(**overrides: Any) -> Settings:
             err["msg"],
             f"set RATER_{loc} (or its flag) to a valid value",
         ) from None
+
+
+# Names these commands read before they had their place in the settings root; still
+# understood (the nested name, e.g. RATER_RATE_FILE__INPUT, wins when both are set).
+_LEGACY_NAMES = {
+    "RATER_RATE_FILE_INPUT": ("rate_file", "input"),
+    "RATER_RATE_FILE_OUTPUT": ("rate_file", "output"),
+    "RATER_RATE_FILE_BATCH_SIZE": ("rate_file", "batch_size"),
+    **{
+        f"RATER_SIMULATE_{name.upper()}": ("simulate", name)
+        for name in SimulateSettings.model_fields
+    },
+    "RATER_BROKER_HOME": ("broker", "home"),
+    "RATER_BROKER_DIR": ("broker", "dir"),
+    "RATER_BROKER_PORT": ("broker", "port"),
+}
+
+
+def _legacy_environment() -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    for name, (group, field) in _LEGACY_NAMES.items():
+        value = os.environ.get(name)
+        nested = f"RATER_{group.upper()}__{field.upper()}"
+        if value not in (None, "") and nested not in os.environ:
+            found.setdefault(group, {})[field] = value  # type: ignore[assignment]
+    return found

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from rater.devbroker import LocalBroker
-from rater.topics import TopicSpec, ensure_topics
+from rater.stream.topics import TopicSpec, ensure_topics
 
 MakeTopic = Callable[..., str]
 

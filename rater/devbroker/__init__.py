@@ -1,7 +1,7 @@
 """A local single-node Kafka broker (KRaft) run from Kafka's own jars, for development.
 
 Not runtime code: the rating and streaming code never import it; the demo, the test suite,
-the benchmarks and ``rater broker start|stop|status`` (:mod:`rater.devbroker.command`) do.
+the benchmarks and ``rater broker start|stop|status`` (:mod:`rater.cli.broker`) do.
 
 - :mod:`rater.devbroker.jars`: Kafka's jars, resolved once by Maven (pom.xml) into
   ``broker_home()`` (``$RATER_BROKER_HOME`` or ``<repo>/.cache/kafka``);

@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import hashlib
 import logging
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -22,10 +21,13 @@ POM = Path(__file__).resolve().parent / "pom.xml"
 
 
 def broker_home() -> Path:
-    """Cache root for jars and the default run dir: $RATER_BROKER_HOME or <repo>/.cache/kafka."""
-    env = os.environ.get("RATER_BROKER_HOME")
-    if env:
-        return Path(env).expanduser().resolve()
+    """Cache root for jars and the default run dir: the setting ``broker.home``
+    (RATER_BROKER__HOME), else <repo>/.cache/kafka."""
+    from rater.settings import load_settings
+
+    home = load_settings().broker.home
+    if home is not None:
+        return home.expanduser().resolve()
     # This file is <repo>/rater/devbroker/jars.py.
     repo = Path(__file__).resolve().parents[2]
     if (repo / "pyproject.toml").is_file():

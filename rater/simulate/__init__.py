@@ -4,17 +4,15 @@
   same records, byte for byte) and the writers of CDRs to JSON messages and files;
 - :mod:`rater.simulate.corrupt`: hostile, undecodable messages mixed into the traffic;
 - :mod:`rater.simulate.publish`: producing the CDRs to Kafka, registering their schema;
-- :mod:`rater.simulate.command`: the ``rater simulate`` command line.
 
 The simulator is a client of the rater, not part of it. It may import rater.core.columns,
-rater.wire, rater.settings, rater.errors, rater.logs, rater.topics (to create the CDR topic)
+rater.wire, rater.settings, rater.errors, rater.logs, rater.stream.topics (to create the CDR topic)
 and confluent_kafka; never the streaming job (rater.stream) nor the rating code, so that
 what it produces is checked by the rater rather than shaped by it.
 """
 
 from __future__ import annotations
 
-from rater.simulate.command import register
 from rater.simulate.corrupt import corrupt_messages
 from rater.simulate.generate import encode_cdrs_json, generate_cdrs, write_cdrs
 from rater.simulate.publish import PublishStats, publish, register_schema
@@ -25,7 +23,6 @@ __all__ = [
     "encode_cdrs_json",
     "generate_cdrs",
     "publish",
-    "register",
     "register_schema",
     "write_cdrs",
 ]

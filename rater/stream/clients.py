@@ -9,7 +9,9 @@ path, rebalances and restores in milliseconds, with failures injected anywhere.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -23,6 +25,7 @@ from rater.stream.changelog import Replayer
 __all__ = [
     "ConfluentClients",
     "KafkaClients",
+    "bounded",
     "client_config",
     "consumer_config",
     "producer_config",
@@ -183,3 +186,28 @@ def restore_partition(
 ) -> Replayer:
     """Read one changelog partition from its start to its end."""
     return restore_partitions(settings, topic, [partition], timeout_s, clients)[partition]
+
+
+def bounded(call: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Run a client call that should time out by itself, but may not.
+
+    librdkafka's send_offsets_to_transaction can ignore its timeout when the group
+    coordinator went away (librdkafka issue 5456); the job then treats the call as a
+    transient failure and starts over with new clients instead of hanging for ever.
+    """
+    done = threading.Event()
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            error.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name=what, daemon=True).start()
+    if not done.wait(timeout_s):
+        raise TransientError(f"{what} did not return within {timeout_s:.0f}s")
+    if error:
+        raise error[0]

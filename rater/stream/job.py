@@ -5,14 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -27,6 +24,7 @@ from rater.stream.changelog import PartitionMeta
 from rater.stream.clients import (
     ConfluentClients,
     KafkaClients,
+    bounded,
     client_config,
     consumer_config,
     producer_config,
@@ -37,7 +35,9 @@ from rater.stream.outputs import BatchOutput
 from rater.stream.ownership import let_go, take_over
 from rater.stream.partitioner import TenantPartitioner
 from rater.stream.rate_messages import RatingContext, rate_messages
-from rater.topics import TopicSpec, ensure_topics
+from rater.stream.summary import RunSummary
+from rater.stream.topics import ensure_job_topics, partition_count
+from rater.stream.transaction import Transaction
 from sinks import DuckDBCatalog, LocalDirectory, MonthPartitionedDataset
 
 __all__ = ["PublishError", "RaterJob", "RunSummary", "SinkError"]
@@ -57,24 +57,6 @@ class PublishError(TransientError):
     and the partition's next owner publishes them (the job restarts its clients)."""
 
     out: BatchOutput
-
-
-@dataclass
-class RunSummary:
-    counts: Counter[str] = field(default_factory=Counter)
-    charges: Counter[str] = field(default_factory=Counter)
-    events: Counter[str] = field(default_factory=Counter)
-    batches: int = 0
-    aborted: int = 0
-    # Monotonic times of the first batch received and the last batch committed.
-    busy_from: float | None = None
-    busy_until: float | None = None
-
-    @property
-    def busy_s(self) -> float:
-        if self.busy_from is None or self.busy_until is None:
-            return 0.0
-        return self.busy_until - self.busy_from
 
 
 class RaterJob:
@@ -124,6 +106,7 @@ class RaterJob:
         self._files = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sinks")
         self.consumer: Any = None
         self.producer: Any = None
+        self.txn: Transaction = Transaction(None, sleep)
 
     # -- the commit path ----------------------------------------------------------------
 
@@ -148,16 +131,17 @@ class RaterJob:
         staged = self._files.submit(self._stage_files, out)  # 2
         try:
             with _stage("produce"):  # 3
-                self.producer.begin_transaction()
-                self._produce(out)
+                self.txn.begin()
+                self.txn.produce(out.blocks)
             with _stage("send_offsets"):  # 4
-                self._send_offsets(batch)
+                offsets = [TopicPartition(t, p, last + 1) for (t, p), last in batch.last.items()]
+                self.txn.send_offsets(offsets, self.consumer.consumer_group_metadata())
         finally:
             with _stage("sinks"):  # never leave a file being written behind this function
                 futures.wait([staged])
         _raise_sink_error(staged)
         with _stage("commit"):  # 5
-            self._commit_transaction()
+            self.txn.commit()
             self._adopt(out)
         with _stage("publish"):  # 6
             try:
@@ -181,15 +165,6 @@ class RaterJob:
             self.rated_sink.stage(sb, out.token)
         for sb in out.event_sinks:
             self.event_sink.stage(sb, out.token)
-
-    def _send_offsets(self, batch: InputBatch) -> None:
-        offsets = [TopicPartition(t, p, last + 1) for (t, p), last in batch.last.items()]
-        group = self.consumer.consumer_group_metadata()
-        _bounded(
-            lambda: self.producer.send_offsets_to_transaction(offsets, group, 15),
-            20,
-            "send_offsets_to_transaction",
-        )
 
     def _publish(self, token: str) -> None:
         try:
@@ -252,6 +227,7 @@ class RaterJob:
         s = self.settings
         self.producer = self.clients.producer(producer_config(s, self.instance_id))
         self.producer.init_transactions(60)  # fences a previous incarnation of this instance
+        self.txn = Transaction(self.producer, self.sleep)
         if self._stopping:
             return
         self.consumer = self.clients.consumer(consumer_config(s, self.instance_id))
@@ -286,7 +262,7 @@ class RaterJob:
         try:
             out = self.commit_batch(batch, token)
         except PublishError as exc:
-            self._record(exc.out)  # committed: it counts; recovery publishes its files
+            self.summary.record(exc.out)  # committed: it counts; recovery publishes its files
             raise
         except KafkaException as exc:
             err = exc.args[0]
@@ -302,7 +278,7 @@ class RaterJob:
         metrics.TRANSACTIONS.labels("committed").inc()
         metrics.BATCHES.labels("committed").inc()
         log.debug("committed a batch of %d messages", len(batch))
-        self._record(out)
+        self.summary.record(out)
         self.summary.busy_until = time.monotonic()
 
     def _abort(self, batch: InputBatch, token: str, why: str) -> None:
@@ -311,54 +287,11 @@ class RaterJob:
         metrics.TRANSACTIONS.labels("aborted").inc()
         metrics.BATCHES.labels("aborted").inc()
         self.summary.aborted += 1
-        _bounded(lambda: self.producer.abort_transaction(30), 60, "abort_transaction")
+        self.txn.abort()
         self.rated_sink.discard(token)
         self.event_sink.discard(token)
         for (topic, p), first in batch.first.items():
             self.consumer.seek(TopicPartition(topic, p, first))
-
-    def _produce(self, out: BatchOutput) -> None:
-        produce = self.producer.produce
-        for block in out.blocks:
-            topic = block.topic
-            rows = zip(block.partitions, block.keys, block.values, strict=True)
-            if block.headers is None:  # the hot path: no headers keyword, positional only
-                for partition, key, value in rows:
-                    try:
-                        produce(topic, value, key, partition)
-                    except BufferError:  # the local queue is full: let it drain, then go on
-                        self._produce_blocking(topic, value, key, partition, None)
-            else:
-                for (partition, key, value), hdrs in zip(rows, block.headers, strict=True):
-                    try:
-                        produce(topic, value, key, partition, headers=hdrs)
-                    except BufferError:
-                        self._produce_blocking(topic, value, key, partition, hdrs)
-            self.producer.poll(0)
-
-    def _produce_blocking(
-        self, topic: str, value: bytes | None, key: bytes | None, partition: int, hdrs: Any
-    ) -> None:
-        while True:
-            self.producer.poll(0.05)
-            try:
-                self.producer.produce(topic, value, key, partition, headers=hdrs)
-                return
-            except BufferError:
-                continue
-
-    def _commit_transaction(self) -> None:
-        for attempt in range(10):
-            try:
-                _bounded(lambda: self.producer.commit_transaction(60), 90, "commit_transaction")
-                return
-            except KafkaException as exc:
-                err = exc.args[0]
-                if err.retriable() and not err.txn_requires_abort() and attempt < 9:
-                    log.warning("commit_transaction: %s; retrying", err)
-                    self.sleep(min(0.2 * 2**attempt, 5.0))
-                    continue
-                raise
 
     def _adopt(self, out: BatchOutput) -> None:
         self.held = out.held
@@ -366,23 +299,6 @@ class RaterJob:
             pm = self.meta.setdefault(p, PartitionMeta(generation=0))
             pm.live_keys = live
             pm.batches_since_snapshot = 0 if p in out.snapshotted else pm.batches_since_snapshot + 1
-
-    def _record(self, out: BatchOutput) -> None:
-        self.summary.batches += 1
-        self.summary.counts.update(out.counts)
-        self.summary.charges.update(out.charges)
-        self.summary.events.update(out.events)
-        metrics.CONSUMED.inc(out.counts["consumed"])
-        for status in ("rated", "unrated", "invalid", "duplicate", "dead_lettered"):
-            metrics.RECORDS.labels(status).inc(out.counts[status])
-        for currency, micros in out.charges.items():
-            metrics.add_charges(currency, micros)
-        for event, n in out.events.items():
-            metrics.BALANCE_EVENTS.labels(event).inc(n)
-        for reason, n in out.dead_reasons.items():
-            metrics.DEAD_LETTERED.labels(reason).inc(n)
-        metrics.TOPUPS.labels("applied").inc(out.counts["topup_applied"])
-        metrics.TOPUPS.labels("duplicate").inc(out.counts["topup_duplicate"])
 
     # -- partitions moving ---------------------------------------------------------------
 
@@ -421,7 +337,7 @@ class RaterJob:
         """Partitions added to the input topic would move tenants to other partitions than
         their state's: refuse to go on rather than rate against the wrong state."""
         topic = self.settings.topics.cdrs
-        now = len(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+        now = partition_count(consumer, topic)
         if self.partitioner is not None and now != self.partitioner.partitions:
             raise ConfigError(
                 f"topic {topic}",
@@ -434,33 +350,9 @@ class RaterJob:
     # -- set-up and tear-down ------------------------------------------------------------
 
     def _ensure_topics(self) -> None:
-        s = self.settings
-        t = s.topics
-        admin = self.clients.admin(client_config(s))
-        rf = t.replication_factor
-        ensure_topics(admin, [TopicSpec(t.cdrs, t.partitions, replication_factor=rf)])
-        n = _partition_count(admin, t.cdrs)
-        ensure_topics(
-            admin,
-            [
-                TopicSpec(t.topups, n, replication_factor=rf),
-                TopicSpec(t.rated, n, replication_factor=rf),
-                TopicSpec(t.events, n, replication_factor=rf),
-                TopicSpec(t.dead_letter, n, replication_factor=rf),
-                TopicSpec(t.changelog, n, {"cleanup.policy": "compact"}, replication_factor=rf),
-            ],
-        )
-        for topic in (t.topups, t.changelog):
-            count = _partition_count(admin, topic)
-            if count != n:
-                raise ConfigError(
-                    f"topic {topic}",
-                    None,
-                    f"has {count} partitions but {t.cdrs} has {n}",
-                    "a tenant's CDRs, top-ups and state must share a partition number: "
-                    "give these topics the same partition count",
-                )
-        self.partitioner = TenantPartitioner(n, s.kafka.partitioner)
+        admin = self.clients.admin(client_config(self.settings))
+        partitions = ensure_job_topics(admin, self.settings.topics)
+        self.partitioner = TenantPartitioner(partitions, self.settings.kafka.partitioner)
 
     def _close_clients(self) -> None:
         # Bounded: a client stuck on a lost coordinator must not keep the job from going on.
@@ -468,13 +360,13 @@ class RaterJob:
         if self.consumer is not None:
             consumer, self.consumer = self.consumer, None
             try:
-                _bounded(consumer.close, 30, "consumer.close")
+                bounded(consumer.close, 30, "consumer.close")
             except Exception as exc:  # closing must never hide the original error
                 log.warning("closing consumer: %s", exc)
         if self.producer is not None:
             producer, self.producer = self.producer, None
             try:
-                _bounded(lambda: producer.flush(10), 30, "producer.flush")
+                bounded(lambda: producer.flush(10), 30, "producer.flush")
             except Exception as exc:
                 log.warning("closing producer: %s", exc)
         self.held = RatingState.empty()
@@ -489,40 +381,10 @@ class RaterJob:
         signal.signal(signal.SIGINT, handler)
 
 
-def _partition_count(admin: Any, topic: str) -> int:
-    md = admin.list_topics(topic, timeout=30)
-    return len(md.topics[topic].partitions)
-
-
 def _raise_sink_error(staged: futures.Future[None]) -> None:
     exc = staged.exception()
     if exc is not None:
         raise SinkError(f"writing the batch's files: {type(exc).__name__}: {exc}") from exc
-
-
-def _bounded(call: Callable[[], object], timeout_s: float, what: str) -> None:
-    """Run a client call that should time out by itself, but may not.
-
-    librdkafka's send_offsets_to_transaction can ignore its timeout when the group
-    coordinator went away (librdkafka issue 5456); the job then treats the call as a
-    transient failure and starts over with new clients instead of hanging for ever.
-    """
-    done = threading.Event()
-    error: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            call()
-        except BaseException as exc:
-            error.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name=what, daemon=True).start()
-    if not done.wait(timeout_s):
-        raise TransientError(f"{what} did not return within {timeout_s:.0f}s")
-    if error:
-        raise error[0]
 
 
 @contextlib.contextmanager

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from rater.errors import ConfigError
 
-__all__ = ["decode_utf8", "first_line", "label", "read_bytes", "read_text", "shown"]
+__all__ = ["FOREIGN_BOMS", "decode_utf8", "first_line", "label", "read_bytes", "read_text", "shown"]
 
 # Longest text quoted back in an error message.
 _SHOWN_CHARS = 40
 # Byte order marks of encodings a spreadsheet may save instead of UTF-8.
-_FOREIGN_BOMS = (
+FOREIGN_BOMS = (
     (codecs.BOM_UTF32_LE, "UTF-32"),
     (codecs.BOM_UTF32_BE, "UTF-32"),
     (codecs.BOM_UTF16_LE, "UTF-16"),
@@ -63,7 +63,7 @@ def read_bytes(path: Path) -> bytes:
 
 
 def decode_utf8(data: bytes, file: str) -> str:
-    for bom, encoding in _FOREIGN_BOMS:
+    for bom, encoding in FOREIGN_BOMS:
         if data.startswith(bom):
             raise ConfigError(file, 1, f"is {encoding} text, not UTF-8", "save it as UTF-8")
     try:

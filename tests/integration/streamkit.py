@@ -69,7 +69,7 @@ class StreamEnv:
 
 
 def create_topics(env: StreamEnv) -> None:
-    from rater.topics import TopicSpec, ensure_topics
+    from rater.stream.topics import TopicSpec, ensure_topics
 
     ensure_topics(
         {"bootstrap.servers": env.bootstrap},

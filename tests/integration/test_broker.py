@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[at
 
 from rater.cli import main
 from rater.devbroker import LocalBroker, read_state
-from rater.topics import TopicSpec, ensure_topics
+from rater.stream.topics import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.kafka
 

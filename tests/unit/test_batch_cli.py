@@ -12,9 +12,9 @@ import fastavro
 import polars as pl
 import pytest
 
-from rater import batch
-from rater.batch import OUTPUT_FILES, rate_file
-from rater.cdr_files import read_cdrs
+from rater.batch import OUTPUT_FILES, rate_file, read_cdrs
+from rater.batch.rate_file import _ProgressBar
+from rater.cli import rate_file as rate_file_command
 from rater.core.columns import CDR_SCHEMA
 from rater.errors import InputError, UsageError
 
@@ -246,7 +246,7 @@ def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rater")
-    batch.register(parser.add_subparsers(dest="command", required=True))
+    rate_file_command.register(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
@@ -267,8 +267,8 @@ def test_command_prints_summary_and_reads_env(
 
 
 def test_command_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RATER_RATE_FILE_INPUT", raising=False)
-    monkeypatch.delenv("RATER_RATE_FILE_OUTPUT", raising=False)
+    for name in ("INPUT", "OUTPUT", "_INPUT", "_OUTPUT"):
+        monkeypatch.delenv(f"RATER_RATE_FILE_{name}", raising=False)
     args = _parser().parse_args(["rate-file", "--config", str(EXAMPLE_CONFIG)])
     with pytest.raises(UsageError, match="--input"):
         args.func(args)
@@ -283,7 +283,7 @@ def test_progress_bar_draws_on_one_line() -> None:
 
     stream = io.StringIO()
     ticks = iter([0.0, 2.0, 4.0])
-    bar = batch._ProgressBar(100, stream, clock=lambda: next(ticks))
+    bar = _ProgressBar(100, stream, clock=lambda: next(ticks))
     bar.update(50)
     bar.update(100)
     bar.finish()

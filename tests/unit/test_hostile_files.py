@@ -15,7 +15,7 @@ import fastavro
 import polars as pl
 import pytest
 
-from rater.cdr_files import read_cdrs
+from rater.batch import read_cdrs
 from rater.cli import main
 from rater.core.columns import CDR_SCHEMA
 

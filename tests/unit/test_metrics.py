@@ -126,8 +126,8 @@ def _no_job(*args: object, **kwargs: object) -> None:
 def test_rater_run_on_a_busy_port_exits_2_with_one_line(
     busy_port: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("rater.stream.command.load_tariff", lambda directory: None)
-    monkeypatch.setattr("rater.stream.command.RaterJob", _no_job)
+    monkeypatch.setattr("rater.cli.run.load_tariff", lambda directory: None)
+    monkeypatch.setattr("rater.cli.run.RaterJob", _no_job)
     rc = main(["run", "--config", str(EXAMPLE_CONFIG), "--metrics-port", str(busy_port)])
     err = capsys.readouterr().err
     assert rc == 2

@@ -66,6 +66,11 @@ def _sample(path: tuple[str, ...], default: Any) -> tuple[str, Any]:
         other = next(v for v in get_args(annotation) if v != default)
         return str(other), other
     if default is None:
+        kinds = get_args(annotation)
+        if Path in kinds:
+            return "elsewhere/p", Path("elsewhere/p")
+        if int in kinds:
+            return "7", 7
         return "x", "x"
     if isinstance(default, bool):
         return str(not default).lower(), not default

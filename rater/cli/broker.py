@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from rater.devbroker.jars import broker_home
 from rater.devbroker.local import LocalBroker
 from rater.devbroker.state import running_state, stop_from_state
 from rater.errors import UsageError
+from rater.settings import load_settings
 
 __all__ = ["register"]
-
-DEFAULT_PORT = 9092
-
-
-def _default_dir() -> Path:
-    env = os.environ.get("RATER_BROKER_DIR")
-    return Path(env) if env else broker_home() / "run"
-
-
-def _default_port() -> int:
-    env = os.environ.get("RATER_BROKER_PORT", str(DEFAULT_PORT))
-    try:
-        return int(env)
-    except ValueError:
-        raise UsageError(f"RATER_BROKER_PORT must be a port number, not {env!r}") from None
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,23 +32,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "--dir",
             type=Path,
             default=None,
-            help="broker data and state directory (env RATER_BROKER_DIR, "
-            "default <broker home>/run; broker home is env RATER_BROKER_HOME or .cache/kafka)",
+            help="broker data and state directory (env RATER_BROKER__DIR, "
+            "default <broker home>/run; broker home is env RATER_BROKER__HOME or .cache/kafka)",
         )
         if name == "start":
             p.add_argument(
                 "--port",
                 type=int,
                 default=None,
-                help="listener port (env RATER_BROKER_PORT, default 9092; "
+                help="listener port (env RATER_BROKER__PORT, default 9092; "
                 "a free port when it is taken or 0)",
             )
         p.set_defaults(func=handler)
 
 
+def _default_dir() -> Path:
+    return load_settings().broker.dir or broker_home() / "run"
+
+
 def _start(args: argparse.Namespace) -> int:
     data_dir = (args.dir or _default_dir()).resolve()
-    port = args.port if args.port is not None else _default_port()
+    port = args.port if args.port is not None else load_settings().broker.port
     if not 0 <= port < 65536:
         raise UsageError(f"--port must be between 0 (any free port) and 65535, not {port}")
     state = running_state(data_dir)

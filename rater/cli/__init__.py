@@ -1,4 +1,9 @@
-"""The ``rater`` command line. The only module that configures logging (via rater.logs)."""
+"""The ``rater`` command line: one module per command (``rate-file``, ``run``,
+``simulate``, ``broker``, ``demo``), each turning its flags into the one settings root.
+
+The only package that configures logging (via rater.logs) and handles signals from the
+start (rater.signals). It may import every other package of the rater; none imports it.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from rater import batch, demo, simulate
-    from rater.devbroker import command as broker_command
-    from rater.stream import command as stream_command
+    from rater.cli import broker, demo, rate_file, run, simulate
 
     parser = argparse.ArgumentParser(
         prog="rater",
@@ -33,11 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         help="logging level (env RATER_LOG_LEVEL, default INFO)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    batch.register(sub)
-    simulate.register(sub)
-    broker_command.register(sub)
-    demo.register(sub)
-    stream_command.register(sub)
+    for command in (rate_file, simulate, broker, demo, run):
+        command.register(sub)
     return parser
 
 

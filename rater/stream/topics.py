@@ -1,4 +1,5 @@
-"""Idempotent topic creation with the Kafka admin client."""
+"""The streaming job's topics: idempotent creation with the admin client, and the checks
+that keep a tenant's CDRs, top-ups and state on one partition number."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rater.errors import TerminalError, TransientError
+from rater.errors import ConfigError, TerminalError, TransientError
 from rater.logs import kafka_logger
+from rater.settings import TopicSettings
 
-__all__ = ["TopicSpec", "ensure_topics"]
+__all__ = ["TopicSpec", "ensure_job_topics", "ensure_topics", "partition_count"]
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +98,43 @@ def _ready(topic: Any) -> bool:
     if topic is None or topic.error is not None or not topic.partitions:
         return False
     return all(p.leader >= 0 and p.error is None for p in topic.partitions.values())
+
+
+def partition_count(client: Any, topic: str) -> int:
+    """Partitions of ``topic`` (an admin client or a consumer: both list topics)."""
+    md = client.list_topics(topic, timeout=30)
+    return len(md.topics[topic].partitions)
+
+
+def ensure_job_topics(admin: Any, topics: TopicSettings) -> int:
+    """Create the job's missing topics; the partition count of the CDR topic.
+
+    The output topics and the changelog get as many partitions as the CDR topic. Top-ups
+    and the changelog must have as many (a tenant's CDRs, top-ups and state share a
+    partition number): otherwise a ConfigError, one line and exit status 2.
+    """
+    rf = topics.replication_factor
+    ensure_topics(admin, [TopicSpec(topics.cdrs, topics.partitions, replication_factor=rf)])
+    n = partition_count(admin, topics.cdrs)
+    compact = {"cleanup.policy": "compact"}
+    ensure_topics(
+        admin,
+        [
+            TopicSpec(topics.topups, n, replication_factor=rf),
+            TopicSpec(topics.rated, n, replication_factor=rf),
+            TopicSpec(topics.events, n, replication_factor=rf),
+            TopicSpec(topics.dead_letter, n, replication_factor=rf),
+            TopicSpec(topics.changelog, n, compact, replication_factor=rf),
+        ],
+    )
+    for topic in (topics.topups, topics.changelog):
+        count = partition_count(admin, topic)
+        if count != n:
+            raise ConfigError(
+                f"topic {topic}",
+                None,
+                f"has {count} partitions but {topics.cdrs} has {n}",
+                "a tenant's CDRs, top-ups and state must share a partition number: "
+                "give these topics the same partition count",
+            )
+    return n

@@ -13,7 +13,6 @@ input is read, so a bad ``--output`` fails fast with one line.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
@@ -27,18 +26,16 @@ from typing import TextIO
 
 import polars as pl
 
-from rater.cdr_files import check_input_file, iter_cdr_batches, read_cdrs
+from rater.batch.cdr_files import check_input_file, iter_cdr_batches, read_cdrs
 from rater.core.columns import BALANCE_SCHEMA, EVENT_SCHEMA, RATED_EXTRA_SCHEMA
 from rater.core.money import format_micros
 from rater.errors import UsageError
-from rater.settings import load_settings
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "OUTPUT_FILES",
     "BatchSummary",
     "rate_file",
-    "register",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,10 +52,6 @@ _STALE_TEMP_SECONDS = 24 * 3600
 STATUSES = ("rated", "unrated", "invalid", "duplicate")
 # Below this many records the run is over before a bar would be worth drawing.
 PROGRESS_MIN_RECORDS = 200_000
-
-_ENV_INPUT = "RATER_RATE_FILE_INPUT"
-_ENV_OUTPUT = "RATER_RATE_FILE_OUTPUT"
-_ENV_BATCH_SIZE = "RATER_RATE_FILE_BATCH_SIZE"
 
 
 @dataclass(frozen=True)
@@ -315,78 +308,3 @@ class _ProgressBar:
     def finish(self) -> None:
         self.stream.write("\n")
         self.stream.flush()
-
-
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``rate-file`` subcommand."""
-    parser = sub.add_parser(
-        "rate-file",
-        help="rate a CDR file (.csv, .parquet, .avro) into Parquet outputs",
-        description="Rate one CDR file and write rated.parquet, events.parquet and "
-        "balances.parquet into the output directory.",
-    )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="tariff directory with plans.yaml, rates.csv, tenants.csv "
-        "(env RATER_TARIFF_DIR, default ./config)",
-    )
-    parser.add_argument(
-        "--input",
-        type=Path,
-        default=_env_path(_ENV_INPUT),
-        metavar="FILE",
-        help=f"CDR file: .csv, .parquet or .avro (env {_ENV_INPUT})",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=_env_path(_ENV_OUTPUT),
-        metavar="DIR",
-        help=f"output directory, created if missing (env {_ENV_OUTPUT})",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"records rated per slice; the output does not depend on it "
-        f"(env {_ENV_BATCH_SIZE}, default {DEFAULT_BATCH_SIZE})",
-    )
-    parser.set_defaults(func=_handle)
-
-
-def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name, "").strip()
-    return Path(value) if value else None
-
-
-def _env_batch_size() -> int | None:
-    value = os.environ.get(_ENV_BATCH_SIZE, "").strip()
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise UsageError(f"{_ENV_BATCH_SIZE}={value!r} is not an integer") from None
-
-
-def _handle(args: argparse.Namespace) -> int:
-    if args.input is None:
-        raise UsageError(f"rate-file needs --input FILE (or {_ENV_INPUT})")
-    if args.output is None:
-        raise UsageError(f"rate-file needs --output DIR (or {_ENV_OUTPUT})")
-    settings = load_settings(tariff_dir=args.config)
-    batch_size = args.batch_size if args.batch_size is not None else _env_batch_size()
-    summary = rate_file(
-        settings.tariff_dir,
-        args.input,
-        args.output,
-        batch_size=batch_size,
-        progress=sys.stderr.isatty(),
-    )
-    for line in summary.lines():
-        print(line)
-    return 0
