@@ -1,8 +1,10 @@
 """One exception hierarchy for the whole rater.
 
 Transient errors may succeed when retried (a broker that is restarting, a
-timeout); terminal errors will not (a bad tariff, a fenced producer). Only
-transient errors are ever retried.
+timeout, a full disk); terminal errors will not (a bad tariff, a bad flag, topics
+whose partition counts differ): the command stops with one line and exit status 2.
+A fenced producer is neither: it is a Kafka error after which the streaming job
+starts over with new clients (its new producer fences the old one in turn).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A batch's rows are staged while its Kafka transaction is open, published once it has
 committed, discarded when it aborted, and recovered by the next owner of a partition
-after a crash (see :mod:`sinks.dataset`).
+after a crash (see :mod:`sinks.parquet_dataset`).
 """
 
 from __future__ import annotations

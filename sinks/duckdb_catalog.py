@@ -24,7 +24,7 @@ class DuckDBCatalog:
 
     Views:
     - ``rated_usage``: one row per consumed CDR, the newest writer generation of each
-      source offset (see sinks.dataset for why a superseded row can exist on disk).
+      source offset (see sinks.parquet_dataset for why a superseded row can exist on disk).
     - ``balance_events``: low_balance / exhausted events, deduplicated the same way.
     - ``usage_by_tenant_month``: records, billed seconds and charges per tenant, month,
       status and currency.

@@ -17,6 +17,8 @@ import csv
 from decimal import Decimal
 from pathlib import Path
 
+from rater.tariff_files import RATE_COLUMNS, TENANT_COLUMNS
+
 __all__ = ["main"]
 
 PLANS_YAML = """\
@@ -137,20 +139,6 @@ UK_MOBILE_CHANGE = "2026-10-01T00:00:00+02:00"
 FR_MOBILE_CHANGE = "2027-01-01T00:00:00+01:00"
 US_START = "2026-01-01T00:00:00-05:00"
 
-COLUMNS = [
-    "plan_id",
-    "kind",
-    "direction",
-    "prefix",
-    "band",
-    "effective_from",
-    "effective_to",
-    "connect_fee",
-    "price",
-    "first_increment",
-    "increment",
-    "min_charge",
-]
 
 Row = dict[str, str]
 
@@ -480,16 +468,6 @@ TENANTS: list[Row] = [
     },
 ]
 
-TENANT_COLUMNS = [
-    "tenant_id",
-    "plan_id",
-    "billing",
-    "opening_balance",
-    "low_balance_threshold",
-    "recharge_amount",
-    "auto_recharge",
-]
-
 
 def _write_csv(path: Path, columns: list[str], rows: list[Row]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
@@ -508,8 +486,8 @@ def main() -> None:
     (out / "plans.yaml").write_text(PLANS_YAML, encoding="utf-8")
     rates = pro_eu_rows() + base_eu_rows() + us_standard_rows()
     tenants = [{**t, "auto_recharge": t.get("auto_recharge", "false")} for t in TENANTS]
-    _write_csv(out / "rates.csv", COLUMNS, rates)
-    _write_csv(out / "tenants.csv", TENANT_COLUMNS, tenants)
+    _write_csv(out / "rates.csv", list(RATE_COLUMNS), rates)
+    _write_csv(out / "tenants.csv", list(TENANT_COLUMNS), tenants)
     print(f"wrote {out}/plans.yaml, {out}/rates.csv ({len(rates)} rates), {out}/tenants.csv")
 
 

@@ -123,7 +123,7 @@ class RaterJob:
            only then does this process adopt the new state.
         6. publish: the staged files are renamed into the dataset. A crash before this
            leaves them staged; the partition's next owner finds ``token`` as the last
-           committed batch in the changelog and publishes them (sinks.dataset).
+           committed batch in the changelog and publishes them (sinks.parquet_dataset).
         """
         token = token or self._new_token()
         with _stage("rate"):  # 1
