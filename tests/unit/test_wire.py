@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 
 from rater import wire
 from rater.core.columns import CDR_SCHEMA
+from rater.wire import decode_bulk, encode_bulk, varint
+from rater.wire.schemas import record_fields
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -158,7 +160,7 @@ def test_bulk_decode_agrees_with_per_message_decoding(seed: int, n_bad: int, mod
             v = bytearray(rng.randbytes(rng.randrange(0, 80)))
         values[i] = bytes(v)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(wire, "_MIN_BULK", 4)  # exercise bulk decoding down to tiny parts
+        mp.setattr(decode_bulk, "_MIN_BULK", 4)  # exercise bulk decoding down to tiny parts
         got = wire.decode_cdrs(values, framed=False)
     want = oracle(values)
     assert got.indices == want.indices
@@ -261,8 +263,8 @@ def test_write_avro_file_is_a_standard_container(tmp_path: Path) -> None:
 def test_vectorized_varint_length_matches_the_encoder() -> None:
     xs = [0, 1, -1, 63, 64, -64, -65, 2**63 - 1, -(2**63)]
     xs += [s * 2**k + d for k in range(1, 63) for d in (-1, 0, 1) for s in (1, -1)]
-    got = pl.DataFrame({"x": xs}, schema={"x": pl.Int64}).select(wire._varint_len(pl.col("x")))
-    assert got.to_series().to_list() == [len(wire._varint_slow(x)) for x in xs]
+    got = pl.DataFrame({"x": xs}, schema={"x": pl.Int64}).select(varint.varint_len(pl.col("x")))
+    assert got.to_series().to_list() == [len(varint._varint_slow(x)) for x in xs]
 
 
 # --------------------------------------------------------------------------- bulk encoders
@@ -320,13 +322,13 @@ RATED_ROW = st.builds(lambda a, b: {**a, **b}, CDR_ROW, RATED_EXTRA)
 def _dtypes(name: str) -> dict[str, pl.DataType]:
     """Polars dtypes of schema ``name``, timestamps as Int64 micros."""
     kinds = {"string": pl.String(), "enum": pl.String(), "int": pl.Int32()}
-    return {f.name: kinds.get(f.kind, pl.Int64()) for f in wire._fields(name)}
+    return {f.name: kinds.get(f.kind, pl.Int64()) for f in record_fields(name)}
 
 
 def _frame(name: str, rows: list[dict[str, Any]], datetimes: bool) -> pl.DataFrame:
     frame = pl.DataFrame(rows, schema=_dtypes(name), orient="row")
     if datetimes:
-        ts = [f.name for f in wire._fields(name) if f.kind == "ts"]
+        ts = [f.name for f in record_fields(name) if f.kind == "ts"]
         # Polars datetimes hold the same int64 micros; only these are exactly representable.
         frame = frame.with_columns(pl.col(ts).cast(pl.Datetime("us", "UTC")))
     return frame
@@ -336,7 +338,7 @@ def _frame(name: str, rows: list[dict[str, Any]], datetimes: bool) -> pl.DataFra
 def encoding(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with dictionary encoding of low-cardinality columns on, and off."""
     if request.param == "vectorized":
-        monkeypatch.setattr(wire, "_SAMPLE_DISTINCT", -1)
+        monkeypatch.setattr(encode_bulk, "_SAMPLE_DISTINCT", -1)
     return str(request.param)
 
 
@@ -356,7 +358,7 @@ def test_encode_rated_is_fastavro_with_and_without_cdr_bodies(
     frame = _frame("rated", rows, datetimes)
     want = [wire.frame_message(fastavro_bytes("rated", r), schema_id) for r in rows]
     assert wire.encode_rated(frame, schema_id) == want
-    cdr_names = [f.name for f in wire._fields("cdr")]
+    cdr_names = [f.name for f in record_fields("cdr")]
     bodies = [fastavro_bytes("cdr", {k: r[k] for k in cdr_names}) for r in rows]
     assert wire.encode_rated(frame, schema_id, cdr_bodies=bodies) == want
     # The CDR columns are not read when the bodies are given.
