@@ -28,6 +28,7 @@ lint: install
 	$(BIN)/ruff check rater sinks tests bench tools
 	$(BIN)/ruff format --check rater sinks tests bench tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: install
 	$(BIN)/python -m rater demo
