@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_core.py --records 1000000
 
 Prints the median wall time over several runs, records per second, the ratio to
-the 2,000,000 records/s target and the peak RSS of the process.
+the 2,000,000 records/s target, the peak RSS of the process, and the median time of
+each stage of the rating pipeline (rater.core.rating.pipeline.STAGES).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_deck import make_cdrs, write_deck
 
-from rater.core.rating import rate_batch
+from rater.core.rating import STAGES, rate_batch
 from rater.core.state import RatingState
 from rater.tariff_files import load_tariff
 
@@ -59,10 +60,13 @@ def main() -> None:
         cProfile.runctx("rate_batch(tariff, cdrs, state)", globals(), locals(), "/tmp/rate.prof")
         pstats.Stats("/tmp/rate.prof").sort_stats("cumulative").print_stats(25)
     times = []
+    stages: list[dict[str, float]] = []
     for _ in range(args.runs):
+        spent: dict[str, float] = {}
         t0 = time.perf_counter()
-        rate_batch(tariff, cdrs, state)
+        rate_batch(tariff, cdrs, state, timings=spent)
         times.append(time.perf_counter() - t0)
+        stages.append(spent)
     median = statistics.median(times)
     rate = args.records / median
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -71,6 +75,8 @@ def main() -> None:
         f"min={min(times):.3f}s rate={rate:,.0f} rec/s ratio_to_target={rate / TARGET:.2f} "
         f"peak_rss={rss_mb:.0f} MB"
     )
+    medians = {name: statistics.median(run.get(name, 0.0) for run in stages) for name in STAGES}
+    print("stages (median s): " + ", ".join(f"{n} {t:.3f}" for n, t in medians.items()))
 
 
 if __name__ == "__main__":

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import textwrap
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
-from rater.core.columns import CDR_SCHEMA
 from rater.core.rating import RatingResult, rate_batch
 from rater.core.state import RatingState
 from rater.core.tariff import Tariff
 from rater.tariff_files import load_tariff
+from tests import builders
 
 __all__ = [
     "RATES_HEADER",
@@ -37,14 +34,7 @@ TENANTS_HEADER = (
 )
 SINCE = "2020-01-01T00:00:00+00:00"
 
-_ids = itertools.count(1)
-
-
-def t(text: str) -> dt.datetime:
-    """An instant from ISO-8601 text with an offset, e.g. ``2026-03-02T10:00:00Z``."""
-    value = dt.datetime.fromisoformat(text)
-    assert value.tzinfo is not None, text
-    return value.astimezone(dt.UTC)
+t = builders.utc
 
 
 def row(
@@ -90,38 +80,7 @@ def write_tariff(
     return directory
 
 
-def cdr(
-    *,
-    cdr_id: str | None = None,
-    tenant: str = "t1",
-    kind: str = "call",
-    direction: str = "outbound",
-    callee: str = "+33612345678",
-    start: str | dt.datetime = "2026-03-02T10:00:00Z",
-    answer: str | dt.datetime | None = None,
-    end: str | dt.datetime | None = None,
-    hold_ms: int = 0,
-    segments: int = 1,
-) -> dict[str, Any]:
-    """A CDR as a dict; times are ISO text or aware datetimes. ``end`` defaults to start."""
-    start_t = t(start) if isinstance(start, str) else start
-    answer_t = t(answer) if isinstance(answer, str) else answer
-    end_t = t(end) if isinstance(end, str) else (end or start_t)
-    return {
-        "cdr_id": cdr_id or f"c{next(_ids)}",
-        "tenant_id": tenant,
-        "user_id": None,
-        "team_id": None,
-        "kind": kind,
-        "direction": direction,
-        "caller": "+33100000000",
-        "callee": callee,
-        "start_time": start_t,
-        "answer_time": answer_t,
-        "end_time": end_t,
-        "hold_ms": hold_ms,
-        "segments": segments,
-    }
+cdr = builders.cdr
 
 
 def call(
@@ -138,8 +97,7 @@ def call(
     return cdr(start=start, answer=answer, end=end, **kwargs)
 
 
-def cdr_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
-    return pl.DataFrame(records, schema=CDR_SCHEMA)
+cdr_frame = builders.cdr_frame
 
 
 def rate(

@@ -222,6 +222,8 @@ def _allowance_mask(plans: list[Plan], positions: int) -> pl.Expr:
     here instead of evaluating every plan's conditions on every record.
     """
     lists = list(dict.fromkeys(a.prefixes for p in plans for a in p.allowances if a.prefixes))
+    # Size-dependent: a table of 2**lists entries per (plan, kind, direction) while small,
+    # each plan's conditions evaluated per record when the deck has many prefix lists.
     if len(lists) > _MAX_PREFIX_LISTS:
         return _evaluated_mask(plans, positions)
     flags: pl.Expr = pl.lit(0, dtype=pl.Int64)

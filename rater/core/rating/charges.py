@@ -36,6 +36,8 @@ def charges(tariff: Tariff, w: pl.DataFrame) -> pl.Series:
     bound = (tariff.max_price_num * 60 * (max_charged + 1) + 1) * 2 * max(multiplier) + 2 * max(
         divisor
     )
+    # Size-dependent: Int64 when every product fits (ordinary decks), Int128 beyond, and
+    # exact Python integers past Int128 (decks whose numbers no fixed width holds).
     big = pl.Int128()
     exact = bound < _INT128_SAFE
     dtype = pl.Int64() if bound < 2**62 else big

@@ -24,7 +24,7 @@ class BatchClock:
 
     A batch spans few minutes compared with its rows, so the local time, band and
     month are worked out once per minute of its range, per plan, and looked up per
-    row (column ``_pos``: the row's minute in ``minutes``). Zone offsets change only
+    row (column ``_minute``: the row's minute in ``minutes``). Zone offsets change only
     on whole UTC minutes, and since 1972 every offset is a whole number of minutes:
     rating times are within 2000..2100 (rule 1), so a whole minute shares its band
     and month.
@@ -38,7 +38,7 @@ class BatchClock:
         return pl.lit(table).gather(row * self.minutes.len() + pl.col("_minute"))
 
     def slot(self, tariff: Tariff, plan: pl.Expr) -> pl.Expr:
-        """Band slot of the rating time (column _pos) in ``plan``."""
+        """Band slot of the rating time (column ``_minute``) in ``plan``."""
         return self._at(self.slots, plan)
 
     def month(self, tariff: Tariff, plan: pl.Expr) -> pl.Expr:
@@ -51,12 +51,16 @@ def month_number(period: pl.Expr) -> pl.Expr:
 
 
 def batch_clock(tariff: Tariff, frame: pl.DataFrame) -> tuple[BatchClock, pl.Expr]:
-    """The batch's :class:`BatchClock` and the expression of ``_pos`` (from ``_rt_us``)."""
+    """The batch's :class:`BatchClock` and the expression of ``_minute`` (from
+    ``_rating_us``)."""
     minute = pl.col("_rating_us") // US_PER_MINUTE
     low, high = frame.select(minute.min().alias("lo"), minute.max().alias("hi")).row(0)
     if low is None:
         minutes = pl.Series("m", [], dtype=pl.Int64)
         position: pl.Expr = pl.lit(None, dtype=pl.Int64)
+    # Size-dependent: every minute of the range when there are few (one subtraction per row),
+    # else only the minutes that occur (one search per row): a batch spanning years of
+    # rating times must not build a table of every minute of them.
     elif high - low + 1 <= max(frame.height, 1 << 16):
         minutes = pl.int_range(low, high + 1, dtype=pl.Int64, eager=True).alias("m")
         position = minute - low

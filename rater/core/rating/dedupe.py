@@ -24,6 +24,8 @@ def duplicates(cdrs: pl.DataFrame, w: pl.DataFrame, state: RatingState) -> pl.Se
     flags = pl.repeat(False, n, dtype=pl.Boolean, eager=True).alias("_dup")
     hashes = w.select(pl.col("_key_hash").filter(valid).sort())["_key_hash"]
     repeated = hashes.filter(hashes == hashes.shift(1))
+    # Size-dependent: keys are compared exactly only when their hashes repeat (resends or
+    # collisions), so a batch without any pays for sorting hashes, not strings.
     if repeated.len():
         clash = (
             w.lazy()

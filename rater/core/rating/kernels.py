@@ -64,6 +64,7 @@ def sorted_by(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
         return frame.select(columns)
     highs = frame.select(pl.col(c).max() for c in columns).row(0)
     bits = [max(1, int(h or 0).bit_length()) for h in highs]
+    # Size-dependent: columns too wide to pack into one Int64 get an ordinary sort.
     if sum(bits) > 62:
         return frame.select(columns).sort(columns)
     packed: pl.Expr = pl.lit(0, dtype=pl.Int64)

@@ -151,6 +151,8 @@ def build_rate_index(
         boundaries=boundaries,
         slots=slots,
         epochs=epochs,
+        # Size-dependent: a table of every (cell, epoch) while it stays under the limit (one
+        # gather per lookup), else its segments (one search per lookup): big decks fit.
         dense=_dense_table(segments, size, epochs) if size <= dense_limit else None,
         keys=segments["key"],
         rows=segments["r_idx"],

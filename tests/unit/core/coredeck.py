@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import polars as pl
-
-from rater.core.columns import CDR_SCHEMA
+from tests import builders
 
 PLANS = """\
 plans:
@@ -66,42 +64,11 @@ def at(day: int, hour: int, minute: int = 0, second: int = 0, micro: int = 0) ->
     return datetime(2025, 3, day, hour, minute, second, micro, tzinfo=UTC)
 
 
-def cdr(
-    cdr_id: str,
-    tenant: str = "pre",
-    kind: str = "call",
-    direction: str = "outbound",
-    callee: str = "+33123",
-    start: datetime | None = None,
-    answer: datetime | None = None,
-    end: datetime | None = None,
-    seconds: float | None = None,
-    hold_ms: int | None = None,
-    segments: int | None = None,
-) -> dict[str, Any]:
-    """One CDR; ``seconds`` is a shortcut for an answered call of that length at ``start``."""
-    start = start or at(3, 9)
-    if seconds is not None:
-        from datetime import timedelta
-
-        answer = start
-        end = start + timedelta(seconds=seconds)
-    return {
-        "cdr_id": cdr_id,
-        "tenant_id": tenant,
-        "user_id": None,
-        "team_id": None,
-        "kind": kind,
-        "direction": direction,
-        "caller": "+33100000000",
-        "callee": callee,
-        "start_time": start,
-        "answer_time": answer,
-        "end_time": end or answer or start,
-        "hold_ms": hold_ms,
-        "segments": segments,
-    }
+# The core suites' CDR: tenant "pre", a French number, Monday 2025-03-03 09:00 UTC; hold
+# and segments left null (the core reads them as 0 and 1).
+cdr = functools.partial(
+    builders.cdr, tenant="pre", callee="+33123", start=at(3, 9), hold_ms=None, segments=None
+)
 
 
-def frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=CDR_SCHEMA)
+frame = builders.cdr_frame

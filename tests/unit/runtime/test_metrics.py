@@ -16,7 +16,7 @@ from rater import metrics
 from rater.cli import main
 from rater.errors import ConfigError
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config"
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[3] / "config"
 
 _labels = (f"T{n:02d}" for n in itertools.count())  # a fresh currency label per test
 

@@ -10,7 +10,7 @@ from rater.cli import main
 from rater.demo import MARKER, check_output, prepare_output
 from rater.errors import UsageError
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config"
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[3] / "config"
 
 
 def _demo(output: Path) -> int:

@@ -24,7 +24,8 @@ from rater.wire.schemas import record_fields
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def cdr(i: int, **kw: Any) -> dict[str, Any]:
+def numbered_cdr(i: int, **kw: Any) -> dict[str, Any]:
+    """CDR number i: its fields vary with i, to exercise every branch of the codec."""
     rec: dict[str, Any] = {
         "cdr_id": f"c{i}",
         "tenant_id": "acme" if i % 2 else "globex",
@@ -85,19 +86,19 @@ def test_schemas_load_and_cdr_fields_are_the_contract() -> None:
 
 def test_encode_cdr_is_byte_identical_to_fastavro() -> None:
     for i in range(50):
-        assert wire.encode_cdr(cdr(i)) == fastavro_bytes("cdr", cdr(i))
+        assert wire.encode_cdr(numbered_cdr(i)) == fastavro_bytes("cdr", numbered_cdr(i))
 
 
 def test_encode_cdrs_bulk_matches_single_and_frames() -> None:
-    frame = pl.DataFrame([cdr(i) for i in range(200)], schema=CDR_SCHEMA)
+    frame = pl.DataFrame([numbered_cdr(i) for i in range(200)], schema=CDR_SCHEMA)
     bulk = wire.encode_cdrs(frame, schema_id=42)
-    assert bulk == [wire.encode_cdr(cdr(i), schema_id=42) for i in range(200)]
+    assert bulk == [wire.encode_cdr(numbered_cdr(i), schema_id=42) for i in range(200)]
     assert bulk[0][:5] == b"\x00\x00\x00\x00\x2a"
 
 
 @pytest.mark.parametrize("framed", [False, True])
 def test_decode_cdrs_round_trips_exactly(framed: bool) -> None:
-    recs = [cdr(i) for i in range(1000)]
+    recs = [numbered_cdr(i) for i in range(1000)]
     values = [wire.encode_cdr(r, schema_id=7 if framed else None) for r in recs]
     result = wire.decode_cdrs(values, framed=framed, schema_id=7 if framed else None)
     assert result.errors == []
@@ -107,9 +108,9 @@ def test_decode_cdrs_round_trips_exactly(framed: bool) -> None:
 
 
 def test_decode_cdrs_names_each_broken_message() -> None:
-    values = [wire.encode_cdr(cdr(i), schema_id=7) for i in range(600)]
+    values = [wire.encode_cdr(numbered_cdr(i), schema_id=7) for i in range(600)]
     values[3] = b"\x01" + values[3][1:]
-    values[10] = wire.frame_message(wire.encode_cdr(cdr(10)), 8)
+    values[10] = wire.frame_message(wire.encode_cdr(numbered_cdr(10)), 8)
     values[20] = values[20][: len(values[20]) // 2]
     values[30] = values[30] + b"\x00\x01"
     values[40] = b"\x00\x00"
@@ -123,15 +124,15 @@ def test_decode_cdrs_names_each_broken_message() -> None:
     ]
     good = [i for i in range(600) if i not in (3, 10, 20, 30, 40)]
     assert result.indices == good
-    assert result.frame.equals(pl.DataFrame([cdr(i) for i in good], schema=CDR_SCHEMA))
+    assert result.frame.equals(pl.DataFrame([numbered_cdr(i) for i in good], schema=CDR_SCHEMA))
 
 
 def test_out_of_range_union_and_enum_indexes_are_rejected_not_misread() -> None:
-    body = wire.encode_cdr(cdr(1))
+    body = wire.encode_cdr(numbered_cdr(1))
     # user_id's union index follows cdr_id and tenant_id; 0x33 is no valid branch.
     pos = 1 + len("c1") + 1 + len("acme")
     bad_union = body[:pos] + b"\x33" + body[pos + 1 :]
-    values = [wire.encode_cdr(cdr(i)) for i in range(400)]
+    values = [wire.encode_cdr(numbered_cdr(i)) for i in range(400)]
     values[100] = bad_union
     result = wire.decode_cdrs(values, framed=False)
     assert result.errors == [(100, "avro_decode_error")]
@@ -146,7 +147,7 @@ def test_out_of_range_union_and_enum_indexes_are_rejected_not_misread() -> None:
 )
 def test_bulk_decode_agrees_with_per_message_decoding(seed: int, n_bad: int, mode: str) -> None:
     rng = random.Random(seed)
-    values = [wire.encode_cdr(cdr(i)) for i in range(300)]
+    values = [wire.encode_cdr(numbered_cdr(i)) for i in range(300)]
     for _ in range(n_bad):
         i = rng.randrange(len(values))
         v = bytearray(values[i])
@@ -194,7 +195,7 @@ def test_decode_cdrs_json_accepts_iso_and_micros() -> None:
 
 def rated_row(i: int) -> dict[str, Any]:
     return {
-        **cdr(i),
+        **numbered_cdr(i),
         "status": ("rated", "unrated", "invalid", "duplicate")[i % 4],
         "reason": None if i % 4 == 0 else "no_rate",
         "plan_id": "pro-eu",
@@ -245,15 +246,15 @@ def test_events_and_topups_round_trip() -> None:
 
 def test_encoders_reject_bad_values() -> None:
     with pytest.raises(ValueError):
-        wire.encode_cdr(cdr(1, kind="fax"))
+        wire.encode_cdr(numbered_cdr(1, kind="fax"))
     with pytest.raises(ValueError):
-        wire.encode_cdr(cdr(1, cdr_id=None))
+        wire.encode_cdr(numbered_cdr(1, cdr_id=None))
     with pytest.raises(ValueError):
-        wire.encode_cdr(cdr(1, start_time=datetime(2025, 1, 1)))
+        wire.encode_cdr(numbered_cdr(1, start_time=datetime(2025, 1, 1)))
 
 
 def test_write_avro_file_is_a_standard_container(tmp_path: Path) -> None:
-    recs = [cdr(i) for i in range(25)]
+    recs = [numbered_cdr(i) for i in range(25)]
     path = tmp_path / "cdrs.avro"
     wire.write_avro_file(path, "cdr", [wire.encode_cdr(r) for r in recs], block_size=10)
     with path.open("rb") as fh:
@@ -400,7 +401,7 @@ def test_bulk_varints_at_every_byte_and_chunk_boundary(encoding: str) -> None:
 def test_long_strings_need_multi_byte_lengths(encoding: str) -> None:
     # 20,000 bytes: a length varint of 3 bytes (two 14-bit chunks).
     rows = [
-        cdr(i, caller="x" * n, team_id="é" * n)
+        numbered_cdr(i, caller="x" * n, team_id="é" * n)
         for i, n in enumerate([0, 63, 64, 8191, 8192, 20_000])
     ]
     frame = pl.DataFrame(rows, schema=CDR_SCHEMA)
@@ -441,7 +442,7 @@ def test_large_batches_use_both_encodings_and_agree() -> None:
 def test_a_poison_frame_prints_no_rust_panic(capfd: pytest.CaptureFixture[str]) -> None:
     """A string length of ~2 GB makes Polars' Avro reader panic; the panic is caught (the
     batch is split until the poison is found) and its message must not reach stderr."""
-    good = [wire.encode_cdr(cdr(i)) for i in range(600)]
+    good = [wire.encode_cdr(numbered_cdr(i)) for i in range(600)]
     poison = b"\xfe\xff\xff\xff\x0f" + b"x" * 40
     result = wire.decode_cdrs([*good[:300], poison, *good[300:]], framed=False)
     assert len(result.indices) == 600
@@ -461,7 +462,7 @@ def _varint_any(n: int) -> bytes:
 
 def _with_numbers(hold_ms: int, segments: int) -> bytes:
     """A CDR body whose last two fields (hold_ms, segments) are written by hand."""
-    body = wire.encode_cdr({**cdr(1), "hold_ms": 0, "segments": 1})
+    body = wire.encode_cdr({**numbered_cdr(1), "hold_ms": 0, "segments": 1})
     assert body.endswith(b"\x00\x02")
     return body[:-2] + _varint_any(hold_ms) + _varint_any(segments)
 
@@ -476,7 +477,7 @@ def test_numbers_beyond_their_avro_type_are_undecodable(
 ) -> None:
     """Polars keeps the low bits of an oversized varint (2**31 read as -2**31) and fastavro
     reads any size: both must be refused, in bulk and one by one alike."""
-    values = [wire.encode_cdr(cdr(i)) for i in range(600 if bulk else 3)]
+    values = [wire.encode_cdr(numbered_cdr(i)) for i in range(600 if bulk else 3)]
     values[1] = _with_numbers(hold_ms, segments)
     result = wire.decode_cdrs(values, framed=False)
     assert [i for i, _ in result.errors] == [1]
@@ -485,11 +486,11 @@ def test_numbers_beyond_their_avro_type_are_undecodable(
 
 @pytest.mark.parametrize("index_byte", [b"\x01", b"\x03", b"\x7f"])
 def test_a_negative_enum_index_is_undecodable(index_byte: bytes) -> None:
-    body = wire.encode_cdr(cdr(1))
+    body = wire.encode_cdr(numbered_cdr(1))
     pos = body.index(b"\x18+336") - 1  # direction: the byte before the caller
     bad = body[:pos] + index_byte + body[pos + 1 :]
     for n in (3, 600):
-        values = [wire.encode_cdr(cdr(i)) for i in range(n)]
+        values = [wire.encode_cdr(numbered_cdr(i)) for i in range(n)]
         values[1] = bad
         assert [i for i, _ in wire.decode_cdrs(values, framed=False).errors] == [1]
     with pytest.raises(ValueError):
@@ -499,4 +500,4 @@ def test_a_negative_enum_index_is_undecodable(index_byte: bytes) -> None:
 def test_encoders_refuse_numbers_beyond_their_avro_type() -> None:
     for field, value in (("segments", 2**31), ("hold_ms", 2**63), ("start_time", -(2**63) - 1)):
         with pytest.raises(ValueError):
-            wire.encode_cdr({**cdr(1), field: value})
+            wire.encode_cdr({**numbered_cdr(1), field: value})

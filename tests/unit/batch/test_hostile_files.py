@@ -19,7 +19,7 @@ from rater.batch import read_cdrs
 from rater.cli import main
 from rater.core.columns import CDR_SCHEMA
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config"
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[3] / "config"
 FIELDS = list(CDR_SCHEMA)
 GOOD = {
     "cdr_id": "c1",

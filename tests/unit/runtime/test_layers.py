@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-CORE = Path(__file__).resolve().parents[2] / "rater" / "core"
+CORE = Path(__file__).resolve().parents[3] / "rater" / "core"
 # Calls that touch the file system: builtins, pathlib and the readers and writers of
 # Polars (reading Arrow IPC from bytes in memory is not file access).
 FILE_ACCESS = re.compile(

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, SecretStr
 from rater.settings import Settings
 from rater.settings_doc import END_MARKER, START_MARKER, main, render_table, rows, splice
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
 
 @pytest.fixture

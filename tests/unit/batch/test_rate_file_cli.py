@@ -18,7 +18,7 @@ from rater.cli import rate_file as rate_file_command
 from rater.core.columns import CDR_SCHEMA
 from rater.errors import InputError, UsageError
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config"
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[3] / "config"
 HEADER = (
     "cdr_id,tenant_id,kind,direction,caller,callee,start_time,answer_time,end_time,hold_ms,segments"
 )
