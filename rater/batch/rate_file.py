@@ -29,6 +29,9 @@ import polars as pl
 from rater.batch.cdr_files import check_input_file, iter_cdr_batches, read_cdrs
 from rater.core.columns import BALANCE_SCHEMA, EVENT_SCHEMA, RATED_EXTRA_SCHEMA
 from rater.core.money import format_micros
+from rater.core.rating import balances_frame, rate_batch
+from rater.core.state import RatingState
+from rater.core.tariff import Tariff
 from rater.errors import UsageError
 
 __all__ = [
@@ -94,8 +97,6 @@ def rate_file(
     ConfigError for a bad tariff, InputError for an unreadable input file and
     UsageError for a bad argument. ``progress`` draws a bar on stderr for large files.
     """
-    from rater.core.rating import balances_frame, rate_batch
-    from rater.core.state import RatingState
     from rater.tariff_files import load_tariff
 
     size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
@@ -117,6 +118,16 @@ def rate_file(
         if progress and cdrs.height >= PROGRESS_MIN_RECORDS
         else None
     )
+    rated, events, balances = _rate_slices(tariff, cdrs, size, bar)
+    _write_atomically(output_dir, dict(zip(OUTPUT_FILES, (rated, events, balances), strict=True)))
+    return _summarize(input_path, output_dir, rated, events, balances)
+
+
+def _rate_slices(
+    tariff: Tariff, cdrs: pl.DataFrame, size: int, bar: _ProgressBar | None
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(rated, events, balances) of ``cdrs`` rated in slices of ``size``, the state
+    threaded from one slice to the next."""
     state = RatingState.empty()
     rated_parts: list[pl.DataFrame] = []
     event_parts: list[pl.DataFrame] = []
@@ -136,7 +147,6 @@ def rate_file(
             bar.update(done)
     if bar is not None:
         bar.finish()
-
     rated = pl.concat(rated_parts, how="vertical") if rated_parts else _empty_rated(cdrs)
     events = (
         pl.concat(event_parts, how="vertical") if event_parts else pl.DataFrame(schema=EVENT_SCHEMA)
@@ -144,8 +154,7 @@ def rate_file(
     balances = balances_frame(tariff, state).select(
         pl.col(c).cast(t) for c, t in BALANCE_SCHEMA.items()
     )
-    _write_atomically(output_dir, dict(zip(OUTPUT_FILES, (rated, events, balances), strict=True)))
-    return _summarize(input_path, output_dir, rated, events, balances)
+    return rated, events, balances
 
 
 def _exists(path: Path) -> bool:

@@ -119,32 +119,7 @@ def _parse_plan(raw: Any, file: str, index: int) -> Plan:
     names = [b.name for b in parsed_bands]
     if len(set(names)) != len(names) or "any" in names:
         raise ConfigError(file, where, "band names must be unique and not 'any'", "rename the band")
-    parsed_allowances = []
-    for a in allowances:
-        a_line = a.get("__line__", line) if isinstance(a, dict) else line
-        try:
-            allowance = Allowance.model_validate(_strip_lines(a))
-        except ValidationError as exc:
-            raise ConfigError(
-                file,
-                a_line,
-                f"plan {label(plan_id)}: bad allowance: {_first_error(exc)}",
-                _ALLOWANCE_FIX,
-            ) from None
-        wrong = allowance.segments if allowance.kind == "call" else allowance.seconds
-        right = allowance.seconds if allowance.kind == "call" else allowance.segments
-        if wrong is not None or right is None:
-            raise ConfigError(
-                file, a_line, f"plan {label(plan_id)}: bad allowance quantity", _ALLOWANCE_FIX
-            )
-        if any(not p or not DIGITS.fullmatch(p) for p in allowance.prefixes):
-            raise ConfigError(
-                file,
-                a_line,
-                f"plan {label(plan_id)}: allowance prefixes must be digits",
-                _ALLOWANCE_FIX,
-            )
-        parsed_allowances.append(allowance)
+    parsed_allowances = [_parse_allowance(a, file, line, plan_id) for a in allowances]
     fields = {k: v for k, v in _strip_lines(raw).items() if k not in ("bands", "allowances")}
     try:
         return Plan.model_validate(
@@ -157,6 +132,34 @@ def _parse_plan(raw: Any, file: str, index: int) -> Plan:
             f"bad plan: {_first_error(exc)}",
             "check currency, timezone, decimals (0..6), rounding (half_up|up|down), fallback",
         ) from None
+
+
+def _parse_allowance(raw: Any, file: str, line: int, plan_id: Any) -> Allowance:
+    """One allowance of a plan: its kind's quantity only, prefixes of digits only."""
+    a_line = raw.get("__line__", line) if isinstance(raw, dict) else line
+    try:
+        allowance = Allowance.model_validate(_strip_lines(raw))
+    except ValidationError as exc:
+        raise ConfigError(
+            file,
+            a_line,
+            f"plan {label(plan_id)}: bad allowance: {_first_error(exc)}",
+            _ALLOWANCE_FIX,
+        ) from None
+    wrong = allowance.segments if allowance.kind == "call" else allowance.seconds
+    right = allowance.seconds if allowance.kind == "call" else allowance.segments
+    if wrong is not None or right is None:
+        raise ConfigError(
+            file, a_line, f"plan {label(plan_id)}: bad allowance quantity", _ALLOWANCE_FIX
+        )
+    if any(not p or not DIGITS.fullmatch(p) for p in allowance.prefixes):
+        raise ConfigError(
+            file,
+            a_line,
+            f"plan {label(plan_id)}: allowance prefixes must be digits",
+            _ALLOWANCE_FIX,
+        )
+    return allowance
 
 
 _ALLOWANCE_FIX = (
