@@ -1274,7 +1274,7 @@ def _balance_problems(env: StreamEnv, opening: pl.DataFrame, credits: dict[str, 
     settings = env.settings()
     state = RatingState.empty()
     for p in range(env.partitions):
-        state = state.merge(restore_partition(settings, env.topic("changelog"), p).state.rating)
+        state = state.merge(restore_partition(settings, env.topic("changelog"), p).state)
     got = dict(balances_frame(load_tariff(EXAMPLE_CONFIG), state).iter_rows())
     want = {t: b + credits.get(t, 0) for t, b in opening.iter_rows()}
     return [

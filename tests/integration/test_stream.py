@@ -82,7 +82,7 @@ def _stream_balances(env: StreamEnv) -> pl.DataFrame:
     settings = env.settings()
     state = RatingState.empty()
     for p in range(env.partitions):
-        state = state.merge(restore_partition(settings, env.topic("changelog"), p).state.rating)
+        state = state.merge(restore_partition(settings, env.topic("changelog"), p).state)
     return balances_frame(load_tariff(EXAMPLE_CONFIG), state)
 
 
