@@ -4,7 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-unit lint demo bench broker-start broker-stop clean
+.PHONY: setup install test test-unit lint demo bench broker-start broker-stop clean
+
+# System packages the suite needs (Prometheus, ...): tools/system-packages.txt.
+setup:
+	tools/setup-system.sh
 
 install: $(STAMP)
 
