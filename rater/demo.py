@@ -53,7 +53,9 @@ def run_demo(config: Path, count: int, seed: int, output: Path, out: TextIO) -> 
             )
             topics = settings.topics
             admin = {"bootstrap.servers": broker.bootstrap}
-            ensure_topics(admin, [TopicSpec(topics.cdrs, 3), TopicSpec(topics.topups, 3)])
+            ensure_topics(
+                admin, [TopicSpec(t, 3) for t in (topics.cdrs, topics.topups, topics.adjustments)]
+            )
             cdrs = generate_cdrs(
                 config, count, seed, invalid_fraction=0.01, duplicate_fraction=0.01
             )

@@ -1,4 +1,4 @@
-"""Every Prometheus metric of the rater, defined once, and the /metrics endpoint.
+"""Every Prometheus metric of the rater, defined once, and where /metrics is served.
 
 Labels are low-cardinality on purpose: status, reason, currency, event kind, stage and
 topic-partition numbers; never a tenant, a user or a phone number.
@@ -14,12 +14,14 @@ import errno
 import logging
 import operator
 import threading
+import time
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 from rater.errors import ConfigError
 
 __all__ = [
+    "ADJUSTMENTS",
     "BALANCE_EVENTS",
     "BATCHES",
     "BATCH_RECORDS",
@@ -30,10 +32,15 @@ __all__ = [
     "RECORDS",
     "RESTORE_SECONDS",
     "STAGE_SECONDS",
+    "CONSUMER_LAG",
+    "EVENT_TIME_LAG",
+    "SINCE_COMMIT",
+    "STATE_ROWS",
     "STATE_TENANTS",
-    "TOPUPS",
     "TRANSACTIONS",
     "add_charges",
+    "committed_now",
+    "rated_up_to",
     "charged_micros",
     "serve",
 ]
@@ -65,7 +72,12 @@ CHARGED_MICROS_REMAINDER = Gauge(
 BALANCE_EVENTS = Counter(
     "rater_balance_events_total", "Balance events emitted (low_balance, exhausted).", ["event"]
 )
-TOPUPS = Counter("rater_topups_total", "Top-ups consumed, by outcome.", ["outcome"])
+ADJUSTMENTS = Counter(
+    "rater_adjustments_total",
+    "Balance adjustments (top-ups, refunds, charges) consumed, by outcome "
+    "(applied, duplicate, ignored).",
+    ["outcome"],
+)
 BATCHES = Counter("rater_batches_total", "Batches processed, by outcome.", ["outcome"])
 TRANSACTIONS = Counter(
     "rater_transactions_total", "Kafka transactions, by outcome (committed, aborted).", ["outcome"]
@@ -87,6 +99,59 @@ RESTORE_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
 )
 STATE_TENANTS = Gauge("rater_state_tenants", "Tenants with rating state held by this process.")
+STATE_ROWS = Gauge(
+    "rater_state_rows",
+    "Rows of the rating state held by this process, by table (balances, allowances, "
+    "dedupe_keys, adjustments): what a restore replays and memory grows with.",
+    ["table"],
+)
+CONSUMER_LAG = Gauge(
+    "rater_consumer_lag",
+    "Messages between this process's position and the end of each assigned input "
+    "partition (librdkafka statistics, every few seconds).",
+    ["topic", "partition"],
+)
+EVENT_TIME_LAG = Gauge(
+    "rater_event_time_lag_seconds",
+    "Now minus the newest rating time this process has committed (NaN before the first).",
+)
+SINCE_COMMIT = Gauge(
+    "rater_seconds_since_last_commit",
+    "Seconds since this process last committed a batch (since it started, before the first).",
+)
+
+# Every value of these labels exists from the start, so that rates and alerts over them
+# see a 0 rather than no series at all.
+for _status in ("rated", "unrated", "invalid", "duplicate", "dead_lettered"):
+    RECORDS.labels(_status)
+for _outcome in ("committed", "aborted"):
+    TRANSACTIONS.labels(_outcome)
+    BATCHES.labels(_outcome)
+for _event in ("low_balance", "exhausted"):
+    BALANCE_EVENTS.labels(_event)
+for _stage in ("rate", "produce", "send_offsets", "sinks", "commit", "publish"):
+    STAGE_SECONDS.labels(_stage)
+
+_newest_rating_s = float("nan")  # epoch seconds of the newest rating time committed
+_last_commit = time.monotonic()
+
+
+def rated_up_to(epoch_us: int) -> None:
+    """A committed batch rated records up to this rating time (micros since the epoch)."""
+    global _newest_rating_s
+    seconds = epoch_us / 1_000_000
+    if not seconds <= _newest_rating_s:  # NaN compares False: the first one is taken
+        _newest_rating_s = seconds
+
+
+def committed_now() -> None:
+    """A batch has just committed."""
+    global _last_commit
+    _last_commit = time.monotonic()
+
+
+EVENT_TIME_LAG.set_function(lambda: time.time() - _newest_rating_s)
+SINCE_COMMIT.set_function(lambda: time.monotonic() - _last_commit)
 
 
 _charged: dict[str, int] = {}  # exact running totals, micro-units per currency
@@ -114,7 +179,8 @@ def charged_micros(currency: str) -> int:
 
 
 def serve(port: int, enabled: bool = True) -> int | None:
-    """Serve ``/metrics`` on ``port`` (0 = any free port); the port bound, or None if off.
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` (:mod:`rater.endpoints`) on ``port``
+    (0 = any free port); the port bound, or None if off.
 
     A port that cannot be bound (already in use, or privileged) is a :class:`ConfigError`
     naming RATER_METRICS_PORT, so the CLI prints one line and exits 2.
@@ -123,11 +189,13 @@ def serve(port: int, enabled: bool = True) -> int | None:
         log.info("metrics: off (RATER_METRICS_ENABLED=false)")
         return None
     try:
-        server, _thread = start_http_server(port)
+        from rater.endpoints import start_endpoints  # it reads this module's registry
+
+        server = start_endpoints(port)
     except OSError as exc:
         raise _bind_error(port, exc) from None
     bound: int = server.server_port
-    log.info("metrics: serving /metrics on port %d", bound)
+    log.info("metrics: serving /metrics, /healthz and /readyz on port %d", bound)
     return bound
 
 

@@ -53,13 +53,28 @@ class KafkaSettings(_Frozen):
     )
     schema_registry_url: str | None = Field(
         default=None,
-        description="When set, Avro messages carry the Confluent framing "
-        "(magic byte 0 + schema id).",
+        description="Confluent-compatible schema registry (e.g. `http://registry:8081`). When "
+        "set, Avro messages carry the Confluent framing (magic byte 0 + schema id): CDRs are "
+        "decoded with the writer schema their id names (any version compatible with "
+        "`schemas/cdr.avsc`), and the rater registers its output schemas under "
+        "`<topic>-value` at start and frames its output with the ids the registry returns.",
+    )
+    confluent_framing: bool = Field(
+        default=False,
+        description="Without a registry: frame Avro messages with the fixed ids of "
+        "`RATER_KAFKA__SCHEMA_IDS` (ids managed out of band). Ignored when "
+        "`RATER_KAFKA__SCHEMA_REGISTRY_URL` is set.",
     )
     schema_ids: dict[str, int] = Field(
-        default_factory=lambda: {"cdr": 1, "rated": 2, "balance_event": 3, "topup": 4},
-        description="Schema ids used in that framing; a framed CDR with another id is "
-        "dead-lettered.",
+        default_factory=lambda: {
+            "cdr": 1,
+            "rated": 2,
+            "balance_event": 3,
+            "topup": 4,
+            "adjustment": 5,
+        },
+        description="The fixed schema ids of `RATER_KAFKA__CONFLUENT_FRAMING`; a framed CDR "
+        "with another id is dead-lettered.",
     )
     extra: dict[str, str] = Field(
         default_factory=dict,
@@ -92,6 +107,11 @@ class KafkaSettings(_Frozen):
 class TopicSettings(_Frozen):
     cdrs: str = Field(default="cdrs", description="CDRs from the switches (input).")
     topups: str = Field(default="topups", description="Credits to prepaid balances (input).")
+    adjustments: str = Field(
+        default="adjustments",
+        description="Balance adjustments: top-ups, refunds and charges (input), e.g. the "
+        "prepaid debits of `rater invoice --publish-debits`.",
+    )
     rated: str = Field(default="rated-usage", description="One rated record per consumed CDR.")
     events: str = Field(
         default="balance-events", description="Balance events: `low_balance`, `exhausted`."
@@ -247,8 +267,15 @@ class Settings(BaseSettings):
         default=9108,
         ge=0,
         le=65535,
-        description="Port of the Prometheus `/metrics` endpoint; 0 = any free port "
-        "(the port chosen is logged).",
+        description="Port of the Prometheus `/metrics` endpoint, and of the `/healthz` and "
+        "`/readyz` probes; 0 = any free port (the port chosen is logged).",
+    )
+    health_stall_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="`/healthz` fails (503) when the job's loop has not turned for this many "
+        "seconds (a call stuck in a Kafka client; the commit path's own bounded calls take "
+        "up to 90 s, a restore up to 120 s).",
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)

@@ -28,18 +28,31 @@ class DuckDBCatalog:
     - ``balance_events``: low_balance / exhausted events, deduplicated the same way.
     - ``usage_by_tenant_month``: records, billed seconds and charges per tenant, month,
       status and currency.
+    - ``balance_adjustments``: applied top-ups, refunds and charges with the balance after
+      each (when the dataset has an ``adjustments/`` directory).
     """
 
-    def __init__(self, db_path: Path, rated_dir: Path, events_dir: Path) -> None:
+    def __init__(
+        self, db_path: Path, rated_dir: Path, events_dir: Path, adjustments_dir: Path | None = None
+    ) -> None:
         self.db_path = Path(db_path)
         self.rated_dir = Path(rated_dir).resolve()
         self.events_dir = Path(events_dir).resolve()
+        self.adjustments_dir = None if adjustments_dir is None else Path(adjustments_dir).resolve()
+
+    @staticmethod
+    def of(db_path: Path, dataset_dir: Path) -> DuckDBCatalog:
+        """The catalog of a dataset directory with ``rated/``, ``events/``, ``adjustments/``."""
+        root = Path(dataset_dir)
+        return DuckDBCatalog(db_path, root / "rated", root / "events", root / "adjustments")
 
     def refresh(self) -> None:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         with duckdb.connect(str(self.db_path)) as con:
             self._dedup_view(con, "rated_usage", self.rated_dir, _ROW_KEY)
             self._dedup_view(con, "balance_events", self.events_dir, (*_ROW_KEY, "event"))
+            if self.adjustments_dir is not None:
+                self._dedup_view(con, "balance_adjustments", self.adjustments_dir, _ROW_KEY)
             if _has_files(self.rated_dir):
                 con.execute(
                     """

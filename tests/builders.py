@@ -13,9 +13,9 @@ from typing import Any
 
 import polars as pl
 
-from rater.core.columns import CDR_SCHEMA
+from rater.core.columns import ADJUSTMENT_SCHEMA, CDR_SCHEMA
 
-__all__ = ["cdr", "cdr_frame", "utc"]
+__all__ = ["adjustment", "adjustment_frame", "cdr", "cdr_frame", "utc"]
 
 _ids = itertools.count(1)
 
@@ -76,3 +76,34 @@ def cdr(
 def cdr_frame(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
     """Rows of :func:`cdr` as a frame with the core's CDR dtypes."""
     return pl.DataFrame(list(rows), schema=CDR_SCHEMA)
+
+
+def adjustment(
+    adjustment_id: str,
+    *,
+    tenant: str,
+    kind: str = "topup",
+    amount_micros: int,
+    time: str | dt.datetime,
+    source: str | None = None,
+    reason: str | None = None,
+    product_id: str | None = None,
+    line_type: str | None = None,
+) -> dict[str, Any]:
+    """One balance adjustment as a dict of ADJUSTMENT_SCHEMA fields."""
+    return {
+        "tenant_id": tenant,
+        "adjustment_id": adjustment_id,
+        "kind": kind,
+        "amount_micros": amount_micros,
+        "time": utc(time),
+        "source": source if source is not None or kind != "topup" else "manual",
+        "reason": reason,
+        "product_id": product_id,
+        "line_type": line_type,
+    }
+
+
+def adjustment_frame(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """Rows of :func:`adjustment` as a frame with the core's adjustment dtypes."""
+    return pl.DataFrame(list(rows), schema=ADJUSTMENT_SCHEMA)

@@ -139,3 +139,18 @@ def _consume(bootstrap: str, topic: str, expected: int, timeout_s: float) -> lis
     finally:
         consumer.close()
     return out
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url() -> Iterator[str]:
+    """A real Confluent-compatible schema registry (Apicurio, in memory) for the session:
+    the one named by SCHEMA_REGISTRY_URL, else one started from its jar (built by Maven on
+    first use, rater.devbroker.registry)."""
+    external = os.environ.get("SCHEMA_REGISTRY_URL")
+    if external:
+        yield external
+        return
+    from rater.devbroker.registry import LocalRegistry
+
+    with LocalRegistry() as registry:
+        yield registry.url

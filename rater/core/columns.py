@@ -5,6 +5,8 @@ from __future__ import annotations
 import polars as pl
 
 __all__ = [
+    "ADJUSTMENT_EXTRA_SCHEMA",
+    "ADJUSTMENT_SCHEMA",
     "BALANCE_SCHEMA",
     "CDR_SCHEMA",
     "EVENT_SCHEMA",
@@ -61,6 +63,26 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
 BALANCE_SCHEMA: dict[str, pl.DataType] = {
     "tenant_id": pl.String(),
     "balance_micros": pl.Int64(),
+}
+
+# A balance adjustment (billing rules, "Balance adjustments"): amount positive, the kind
+# gives the direction. A top-up is an adjustment of kind topup (adjustment_id = topup_id).
+ADJUSTMENT_SCHEMA: dict[str, pl.DataType] = {
+    "tenant_id": pl.String(),
+    "adjustment_id": pl.String(),
+    "kind": pl.String(),  # topup | refund | charge
+    "amount_micros": pl.Int64(),
+    "time": TIME,
+    "source": pl.String(),  # topup: manual | auto_recharge
+    "reason": pl.String(),  # refund: why
+    "product_id": pl.String(),  # charge: the product billed
+    "line_type": pl.String(),  # charge: fee | recurring | prorated | one_time
+}
+
+# Columns the core appends to every adjustment it was given.
+ADJUSTMENT_EXTRA_SCHEMA: dict[str, pl.DataType] = {
+    "status": pl.String(),  # applied | duplicate | ignored
+    "balance_after_micros": pl.Int64(),  # prepaid: the balance after it; else null
 }
 
 TOPUP_SCHEMA: dict[str, pl.DataType] = {

@@ -20,33 +20,33 @@ class InputBatch:
     """Messages of one batch, in consumption order, with the offsets they span."""
 
     cdrs: list[Any] = field(default_factory=list)
-    topups: list[Any] = field(default_factory=list)
+    adjustments: list[Any] = field(default_factory=list)  # of the top-ups and adjustments topics
     first: dict[tuple[str, int], int] = field(default_factory=dict)
     last: dict[tuple[str, int], int] = field(default_factory=dict)
     received_at: float = 0.0  # monotonic time of the first message
 
     def __len__(self) -> int:
-        return len(self.cdrs) + len(self.topups)
+        return len(self.cdrs) + len(self.adjustments)
 
     def add_all(self, msgs: list[Any], cdr_topic: str) -> None:
         """Add error-free messages, in consumption order (a tight loop: it sees every one)."""
         if msgs and not self.received_at:
             self.received_at = time.monotonic()
-        cdrs, topups, first, last = self.cdrs, self.topups, self.first, self.last
+        cdrs, adjustments, first, last = self.cdrs, self.adjustments, self.first, self.last
         for msg in msgs:
             tp = (msg.topic(), msg.partition())
             offset = msg.offset()
             if tp not in last:
                 first[tp] = offset
             last[tp] = offset
-            (cdrs if tp[0] == cdr_topic else topups).append(msg)
+            (cdrs if tp[0] == cdr_topic else adjustments).append(msg)
 
     def drop_partitions(self, gone: set[tuple[str, int]]) -> None:
         """Forget messages of partitions this process no longer owns."""
         if not gone & self.first.keys():
             return
         self.cdrs = [m for m in self.cdrs if (m.topic(), m.partition()) not in gone]
-        self.topups = [m for m in self.topups if (m.topic(), m.partition()) not in gone]
+        self.adjustments = [m for m in self.adjustments if (m.topic(), m.partition()) not in gone]
         for tp in gone:
             self.first.pop(tp, None)
             self.last.pop(tp, None)

@@ -19,7 +19,9 @@ from rater import metrics, signals
 from rater.core.state import RatingState
 from rater.core.tariff import Tariff
 from rater.errors import ConfigError, TerminalError, TransientError
+from rater.health import HEALTH
 from rater.settings import Settings
+from rater.stream import observe, registry
 from rater.stream.changelog import PartitionMeta
 from rater.stream.clients import (
     ConfluentClients,
@@ -97,15 +99,17 @@ class RaterJob:
         self.event_sink = MonthPartitionedDataset(
             LocalDirectory(out.dataset_dir / "events"), time_column="rating_time"
         )
+        self.adjustment_sink = MonthPartitionedDataset(
+            LocalDirectory(out.dataset_dir / "adjustments"), time_column="time"
+        )
         self.catalog = (
-            DuckDBCatalog(out.duckdb_path, out.dataset_dir / "rated", out.dataset_dir / "events")
-            if out.duckdb_path
-            else None
+            DuckDBCatalog.of(out.duckdb_path, out.dataset_dir) if out.duckdb_path else None
         )
         # Parquet writing runs outside the GIL: one thread overlaps it with producing.
         self._files = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sinks")
         self.consumer: Any = None
         self.producer: Any = None
+        HEALTH.configure(settings.health_stall_s)
         self.txn: Transaction = Transaction(None, sleep)
 
     # -- the commit path ----------------------------------------------------------------
@@ -165,11 +169,13 @@ class RaterJob:
             self.rated_sink.stage(sb, out.token)
         for sb in out.event_sinks:
             self.event_sink.stage(sb, out.token)
+        for sb in out.adjustment_sinks:
+            self.adjustment_sink.stage(sb, out.token)
 
     def _publish(self, token: str) -> None:
         try:
-            self.rated_sink.publish(token)
-            self.event_sink.publish(token)
+            for sink in self._sinks():
+                sink.publish(token)
         except OSError as exc:
             # Committed but not published: the next owner publishes it (recover).
             raise PublishError(f"publishing committed batch {token}: {exc}") from exc
@@ -209,6 +215,7 @@ class RaterJob:
                 self._restart()
 
     def _restart(self) -> None:
+        HEALTH.unassigned()  # new clients: a new assignment, its state restored again
         self._close_clients()
         self._backoff()
 
@@ -217,25 +224,31 @@ class RaterJob:
         delay = min(_MAX_BACKOFF_S, 0.5 * 2 ** min(self._failures, 8))
         waited = 0.0
         while waited < delay and not self._stopping:
+            HEALTH.turned()
             self.sleep(min(0.25, delay - waited))
             waited += 0.25
 
     def stop(self) -> None:
+        HEALTH.stopping()
         self._stopping = True
 
     def _session(self) -> None:
         s = self.settings
+        registry.prepare(s)  # the output schemas' ids, when a schema registry is configured
         self.producer = self.clients.producer(producer_config(s, self.instance_id))
         self.producer.init_transactions(60)  # fences a previous incarnation of this instance
         self.txn = Transaction(self.producer, self.sleep)
         if self._stopping:
             return
-        self.consumer = self.clients.consumer(consumer_config(s, self.instance_id))
+        conf = consumer_config(s, self.instance_id)
+        conf.update(observe.consumer_observers())  # lag and broker reachability
+        self.consumer = self.clients.consumer(conf)
         self.consumer.subscribe(
-            [s.topics.cdrs, s.topics.topups], on_assign=self._on_assign, on_revoke=self._on_revoke
+            self._input_topics(), on_assign=self._on_assign, on_revoke=self._on_revoke
         )
         self._idle_since = time.monotonic()
         while not self._stopping:
+            HEALTH.turned()
             batch = self._pending = InputBatch()
             collect_batch(
                 self.consumer.consume,
@@ -280,6 +293,7 @@ class RaterJob:
         log.debug("committed a batch of %d messages", len(batch))
         self.summary.record(out)
         self.summary.busy_until = time.monotonic()
+        observe.batch_committed(self.held)
 
     def _abort(self, batch: InputBatch, token: str, why: str) -> None:
         """Abort the open transaction, forget the staged files, read the batch again."""
@@ -288,8 +302,8 @@ class RaterJob:
         metrics.BATCHES.labels("aborted").inc()
         self.summary.aborted += 1
         self.txn.abort()
-        self.rated_sink.discard(token)
-        self.event_sink.discard(token)
+        for sink in self._sinks():
+            sink.discard(token)
         for (topic, p), first in batch.first.items():
             self.consumer.seek(TopicPartition(topic, p, first))
 
@@ -300,12 +314,21 @@ class RaterJob:
             pm.live_keys = live
             pm.batches_since_snapshot = 0 if p in out.snapshotted else pm.batches_since_snapshot + 1
 
+    def _sinks(self) -> tuple[MonthPartitionedDataset, ...]:
+        return (self.rated_sink, self.event_sink, self.adjustment_sink)
+
+    def _input_topics(self) -> list[str]:
+        t = self.settings.topics
+        return [t.cdrs, t.topups, t.adjustments]
+
     # -- partitions moving ---------------------------------------------------------------
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         cdrs = self.settings.topics.cdrs
         mine = [tp.partition for tp in partitions if tp.topic == cdrs]
         started = time.monotonic()
+        HEALTH.assigning(mine)
+        HEALTH.broker_ok()  # the group coordinator just answered
         self._check_partition_count(consumer)
         assert self.partitioner is not None
         restored = restore_partitions(
@@ -316,12 +339,14 @@ class RaterJob:
             self.meta[p] = PartitionMeta(
                 generation=replayer.end_offset, live_keys=replayer.live_keys
             )
-            self.rated_sink.recover(cdrs, p, replayer.last_batch)
-            self.event_sink.recover(cdrs, p, replayer.last_batch)
+            for topic in self._input_topics():
+                for sink in self._sinks():
+                    sink.recover(topic, p, replayer.last_batch)
         if mine:
             metrics.RESTORE_SECONDS.observe(time.monotonic() - started)
             log.info("assigned %s%s: state restored", cdrs, mine)
-        metrics.STATE_TENANTS.set(len(self.held.tenant_ids()))
+        observe.state_held(self.held)
+        HEALTH.restored()
         self._idle_since = time.monotonic()  # idleness counts from the assignment on
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
@@ -330,7 +355,9 @@ class RaterJob:
             if tp.topic == self.settings.topics.cdrs and self.partitioner is not None:
                 self.held = let_go(self.held, tp.partition, self.partitioner)
                 self.meta.pop(tp.partition, None)
-        metrics.STATE_TENANTS.set(len(self.held.tenant_ids()))
+        HEALTH.unassigned()
+        observe.forget_lag((tp.topic, tp.partition) for tp in partitions)
+        observe.state_held(self.held)
         log.info("revoked %d partitions", len(partitions))
 
     def _check_partition_count(self, consumer: Any) -> None:
@@ -375,6 +402,7 @@ class RaterJob:
     def _install_signal_handlers(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
             log.info("signal %d: finishing the current batch, then stopping", signum)
+            HEALTH.stopping()
             self._stopping = True
 
         signal.signal(signal.SIGTERM, handler)

@@ -9,28 +9,24 @@ credited (the table of reasons is in docs/streaming.md).
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from typing import Any, TypeGuard
+from typing import Any
 
 import polars as pl
 
 from rater import wire
-from rater.core.columns import CDR_SCHEMA, TOPUP_SCHEMA
-from rater.core.money import decimal_to_micros
-from rater.core.rating import VALID_FROM_US, VALID_UNTIL_US
+from rater.core.columns import ADJUSTMENT_SCHEMA, CDR_SCHEMA
 from rater.core.tariff import Tariff
 from rater.settings import Settings
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from rater.stream import registry
+from rater.wire.adjustments import adjustment_row
 
 __all__ = [
     "Decoded",
     "cdr_bodies",
+    "decode_adjustments",
     "decode_cdrs",
-    "decode_topups",
     "empty_cdr_frame",
     "encode_events",
     "encode_rated",
@@ -53,9 +49,7 @@ def empty_cdr_frame() -> pl.DataFrame:
 
 
 def _framing(settings: Settings, name: str) -> tuple[bool, int | None]:
-    if settings.kafka.schema_registry_url is None:
-        return False, None
-    return True, settings.kafka.schema_ids.get(name)
+    return registry.framing(settings, name)  # a registry's ids, fixed ids, or no framing
 
 
 def decode_cdrs(settings: Settings, values: list[bytes | None]) -> Decoded:
@@ -66,8 +60,7 @@ def decode_cdrs(settings: Settings, values: list[bytes | None]) -> Decoded:
     if settings.stream.input_format == "json":
         res = wire.decode_cdrs_json(bodies)
     else:
-        framed, schema_id = _framing(settings, "cdr")
-        res = wire.decode_cdrs(bodies, framed=framed, schema_id=schema_id)
+        res = registry.decode_cdr_values(settings, bodies)
     failures += [(present[i], reason) for i, reason in res.errors]
     good = [present[i] for i in res.indices]
     frame, good, dated = _representable(res.frame, good)
@@ -103,120 +96,58 @@ def _representable(
     return frame.filter(ok), [i for i, keep in zip(good, flags, strict=True) if keep], bad
 
 
-def decode_topups(settings: Settings, tariff: Tariff, values: list[bytes | None]) -> Decoded:
-    """Top-ups are few: decoded one by one and checked against the tariff."""
+def decode_adjustments(settings: Settings, tariff: Tariff, msgs: Sequence[Any]) -> Decoded:
+    """Top-ups (the top-ups topic) and balance adjustments (the adjustments topic) as one
+    ADJUSTMENT_SCHEMA frame. They are few: decoded one by one and checked against the
+    tariff (a top-up or a charge only for a prepaid tenant; a refund for any)."""
     rows: list[dict[str, Any]] = []
     good: list[int] = []
     failures: list[tuple[int, str]] = []
-    framed, schema_id = _framing(settings, "topup")
-    for i, value in enumerate(values):
-        if not value:
-            failures.append((i, "empty_message"))
-            continue
-        try:
-            if settings.stream.input_format == "json":
-                rec = json.loads(value)
-            else:
-                rec = wire.decode_topup(value, framed=framed, schema_id=schema_id)
-        except Exception:  # any undecodable body is dead-lettered, never fatal
-            failures.append((i, "topup_decode_error"))
-            continue
-        except BaseException as exc:  # a Rust panic in a decoder is a BaseException
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-            failures.append((i, "topup_decode_error"))
-            continue
-        reason, row = _topup_row(tariff, rec)
-        if reason:
+    for i, msg in enumerate(msgs):
+        topup = msg.topic() == settings.topics.topups
+        reason, row = _adjustment(settings, msg.value(), topup)
+        if reason is None:
+            reason = _fits_tenant(tariff, row)
+        if reason is not None:
             failures.append((i, reason))
         else:
             rows.append(row)
             good.append(i)
-    schema = {**TOPUP_SCHEMA, "time": pl.Int64()}
+    schema = {**ADJUSTMENT_SCHEMA, "time": pl.Int64()}
     frame = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
-    return Decoded(frame.cast(TOPUP_SCHEMA), good, failures)  # type: ignore[arg-type]
+    return Decoded(frame.cast(ADJUSTMENT_SCHEMA), good, failures)  # type: ignore[arg-type]
 
 
-# A top-up above this (in micros: a billion currency units) is refused as bad_amount:
-# nobody pays that in at once, and balances stay far from the limits of Int64.
-MAX_TOPUP_MICROS = 10**15
-_MAX_ID_CHARS = 256
-_SOURCES = ("manual", "auto_recharge")
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-
-
-def _topup_row(tariff: Tariff, rec: Any) -> tuple[str | None, dict[str, Any]]:
-    """The validated top-up row of a decoded message, or the reason it is dead-lettered.
-
-    Every field is checked before any arithmetic, so no value can raise here or later
-    when the batch's frame is built: the amount is a plain positive decimal with at most
-    6 decimals and at most MAX_TOPUP_MICROS; the time is within the contract's range.
-    """
-    if not isinstance(rec, dict):
-        return "topup_decode_error", {}
-    tenant_id, topup_id = rec.get("tenant_id"), rec.get("topup_id")
-    if not isinstance(tenant_id, str) or tenant_id not in tariff.tenants:
-        return "unknown_tenant", {}
-    if tariff.tenants[tenant_id].billing != "prepaid":
-        return "postpaid_tenant", {}
-    if not _is_text(topup_id) or not 0 < len(topup_id) <= _MAX_ID_CHARS:
-        return "missing_topup_id", {}
-    micros = _amount_micros(rec.get("amount"))
-    if micros is None:
-        return "bad_amount", {}
-    time_us = _time_us(rec.get("time"))
-    if time_us is None:
-        return "bad_time", {}
-    source = rec.get("source") or "manual"
-    if source not in _SOURCES:
-        return "bad_source", {}
-    return None, {
-        "tenant_id": tenant_id,
-        "topup_id": topup_id,
-        "amount_micros": micros,
-        "source": source,
-        "time": time_us,
-    }
-
-
-def _is_text(value: Any) -> TypeGuard[str]:
-    """A string that is text: a JSON "\ud800" (a lone surrogate) is not."""
-    if not isinstance(value, str):
-        return False
+def _adjustment(
+    settings: Settings, value: bytes | None, topup: bool
+) -> tuple[str | None, dict[str, Any]]:
+    """(None, row) of one message, or the reason it is dead-lettered."""
+    if not value:
+        return "empty_message", {}
+    name = "topup" if topup else "adjustment"
+    framed, schema_id = _framing(settings, name)
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+        if settings.stream.input_format == "json":
+            rec = json.loads(value)
+        elif topup:
+            rec = wire.decode_topup(value, framed=framed, schema_id=schema_id)
+        else:
+            rec = wire.decode_adjustment(value, framed=framed, schema_id=schema_id)
+    except Exception:  # any undecodable body is dead-lettered, never fatal
+        return f"{name}_decode_error", {}
+    except BaseException as exc:  # a Rust panic in a decoder is a BaseException
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        return f"{name}_decode_error", {}
+    return adjustment_row(rec, topup=topup)
 
 
-def _amount_micros(value: Any) -> int | None:
-    """Micros of a plain decimal string in (0, MAX_TOPUP_MICROS] with <= 6 decimals."""
-    if not isinstance(value, str) or len(value) > 40 or not _DECIMAL.fullmatch(value):
-        return None
-    try:
-        micros = decimal_to_micros(Decimal(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return micros if 0 < micros <= MAX_TOPUP_MICROS else None
-
-
-def _time_us(value: Any) -> int | None:
-    """Microseconds since the epoch of an aware datetime, integer micros or ISO-8601 text
-    with an offset, when within [2000-01-01, 2100-01-01); else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            return None
-        value = (value - _EPOCH) // timedelta(microseconds=1)
-    if isinstance(value, int) and VALID_FROM_US <= value < VALID_UNTIL_US:
-        return value
+def _fits_tenant(tariff: Tariff, row: dict[str, Any]) -> str | None:
+    tenant = tariff.tenants.get(row["tenant_id"])
+    if tenant is None:
+        return "unknown_tenant"
+    if tenant.billing != "prepaid" and row["kind"] != "refund":
+        return "postpaid_tenant"
     return None
 
 
@@ -228,7 +159,10 @@ def cdr_bodies(
     if settings.stream.input_format == "json" or not good:
         return None
     framed, _ = _framing(settings, "cdr")
-    return wire.unframe_bodies([values[i] or b"" for i in good], framed)
+    good_values = [values[i] or b"" for i in good]
+    if framed and not registry.reader_layout(settings, good_values):
+        return None  # some were written with another version of the schema: encode whole
+    return wire.unframe_bodies(good_values, framed)
 
 
 def encode_rated(

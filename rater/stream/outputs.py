@@ -47,6 +47,7 @@ class BatchOutput:
     blocks: list[OutBlock]
     rated_sinks: list[SinkBatch]
     event_sinks: list[SinkBatch]
+    adjustment_sinks: list[SinkBatch]
     held: RatingState
     live_keys: dict[int, list[bytes]]
     snapshotted: set[int]
@@ -67,22 +68,20 @@ def count_statuses(out: BatchOutput, rated: pl.DataFrame) -> None:
 
 
 def sink_batches(
-    cdr_topic: str,
     offsets: dict[tuple[str, int], tuple[int, int]],
     frame: pl.DataFrame | None,
     generations: dict[int, int],
 ) -> list[SinkBatch]:
-    """A frame's rows cut by input partition, each named by the partition's offset range
-    (first, last) in the batch. Rated rows get their rating time (null when undatable)."""
-    if frame is None:
+    """A frame's rows cut by the topic-partition they were read from (``source_topic``,
+    ``source_partition``), each named by that input's offset range (first, last) in the
+    batch. Rated rows get their rating time (null when undatable)."""
+    if frame is None or frame.height == 0:
         return []
-    if "rating_time" not in frame.columns:
+    if "rating_time" not in frame.columns and "cdr_id" in frame.columns:
         frame = frame.with_columns(rating_time())
     out = []
     for (topic, p), (first, last) in offsets.items():
-        if topic != cdr_topic:
-            continue
-        own = frame.filter(pl.col("source_partition") == p)
+        own = frame.filter((pl.col("source_topic") == topic) & (pl.col("source_partition") == p))
         if own.height:
             out.append(SinkBatch(topic, p, first, last, generations.get(p, 0), own))
     return out

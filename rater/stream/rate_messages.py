@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import polars as pl
 
-from rater.core.rating import apply_topups, rate_batch, rating_time
+from rater.core.rating import rate_batch, rating_time
 from rater.core.state import RatingState, advance_watermark
 from rater.core.tariff import Tariff
 from rater.errors import TransientError
@@ -78,24 +78,23 @@ class _Part:
     dead: list[Dead] = field(default_factory=list)  # not rated: counted as dead-lettered
     invalid: list[Dead] = field(default_factory=list)  # rated invalid, copied to the DLQ
     delta: RatingState = field(default_factory=RatingState.empty)
-    applied: int = 0  # top-ups credited
-    offered: int = 0  # top-ups that could be credited (a resend is not)
+    adjustments: pl.DataFrame | None = None  # as given, with status, balance after, source
 
 
 def rate_messages(
     ctx: RatingContext, batch: InputBatch, held: RatingState, meta: dict[int, PartitionMeta]
 ) -> BatchOutput:
-    # Top-ups first: a credit that arrived with the batch applies before its debits.
-    credits, state = _isolated(
-        batch.topups, lambda msgs, st: _credit_part(ctx, msgs, st), held, _failed
-    )
-    parts, state = _isolated(batch.cdrs, lambda msgs, st: _rate_part(ctx, msgs, st), state, _failed)
-    _refuse_systemic_failure(parts, len(batch.cdrs))
+    # Adjustments and CDRs together: each adjustment is placed among the batch's CDR
+    # debits by its time (rater.core.rating.adjustments).
+    items = [*batch.adjustments, *batch.cdrs]
+    parts, state = _isolated(items, lambda msgs, st: _rate_part(ctx, msgs, st), held, _failed)
+    _refuse_systemic_failure(parts, len(items))
     rated = _concat([p.rated for p in parts])
     events = _concat([p.events for p in parts])
+    adjustments = _concat([p.adjustments for p in parts])
     state = state.with_watermarks(_watermarks(ctx, held.watermarks, rated))
     delta = RatingState.empty()
-    for part in [*credits, *parts]:
+    for part in parts:
         delta = delta.merge(part.delta)
     log_write = changelog_write(
         held=state,
@@ -109,18 +108,19 @@ def rate_messages(
     )
     generations = {p: m.generation for p, m in meta.items()}
     offsets = {tp: (first, batch.last[tp]) for tp, first in batch.first.items()}
-    cdr_topic = ctx.settings.topics.cdrs
+    applied = adjustments.filter(pl.col("status") == "applied") if adjustments is not None else None
     out = BatchOutput(
         token=ctx.token,
         blocks=[],
-        rated_sinks=sink_batches(cdr_topic, offsets, rated, generations),
-        event_sinks=sink_batches(cdr_topic, offsets, events, generations),
+        rated_sinks=sink_batches(offsets, rated, generations),
+        event_sinks=sink_batches(offsets, events, generations),
+        adjustment_sinks=sink_batches(offsets, applied, generations),
         held=log_write.held,
         live_keys=log_write.live_keys,
         snapshotted=log_write.snapshotted,
     )
-    _tally(out, batch, credits, parts, rated, events)
-    _output_blocks(ctx, out, credits, parts, rated, events)
+    _tally(out, batch, parts, rated, events, adjustments)
+    _output_blocks(ctx, out, parts, rated, events)
     changelog = ctx.settings.topics.changelog
     out.blocks.append(OutBlock(changelog, log_write.partitions, log_write.keys, log_write.values))
     return out
@@ -174,65 +174,92 @@ def _refuse_systemic_failure(parts: list[_Part], messages: int) -> None:
 # --------------------------------------------------------------------------- rating
 
 
-def _credit_part(
-    ctx: RatingContext, msgs: Sequence[Any], state: RatingState
-) -> tuple[_Part, RatingState]:
-    """Top-ups: decoded, checked against their partition, credited once (by topup_id)."""
-    decoded = messages.decode_topups(ctx.settings, ctx.tariff, [m.value() for m in msgs])
-    part = _Part(dead=[(msgs[i], reason) for i, reason in decoded.failures])
-    frame, rows = decoded.frame, list(decoded.good)
-    wrong = misrouted(ctx.partitioner, frame.get_column("tenant_id"), [msgs[i] for i in rows])
-    if wrong.any():
-        part.dead += [(msgs[rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
-        frame = frame.filter(~wrong)
-    state, part.delta = apply_topups(ctx.tariff, frame, state)
-    part.offered, part.applied = frame.height, part.delta.adjustments.height
-    return part, state
-
-
 def _rate_part(
     ctx: RatingContext, msgs: Sequence[Any], state: RatingState
 ) -> tuple[_Part, RatingState]:
-    """CDRs: decoded in bulk, checked against their partition, rated, encoded."""
+    """CDRs and adjustments: decoded, checked against their partition, rated together."""
+    settings = ctx.settings
+    cdr_msgs = [m for m in msgs if m.topic() == settings.topics.cdrs]
+    adj_msgs = [m for m in msgs if m.topic() != settings.topics.cdrs]
+    part = _Part()
+    frame, rows, bodies = _cdr_frame(ctx, cdr_msgs, part)
+    adjustments = _adjustment_frame(ctx, adj_msgs, part)
+    result = rate_batch(ctx.tariff, frame, state, adjustments=adjustments)
+    part.rated, part.delta, part.adjustments = result.rated, result.delta, result.adjustments
+    part.events = _events_with_source(result.events, result.rated, result.adjustments)
+    part.rated_values = messages.encode_rated(settings, result.rated, bodies)
+    part.event_values = messages.encode_events(settings, part.events)
+    invalid = result.rated.select(pl.int_range(pl.len()).alias("row"), "status", "reason").filter(
+        pl.col("status") == "invalid"
+    )
+    part.invalid = [(cdr_msgs[rows[r]], reason) for r, _, reason in invalid.iter_rows()]
+    return part, result.state
+
+
+def _cdr_frame(
+    ctx: RatingContext, msgs: list[Any], part: _Part
+) -> tuple[pl.DataFrame, list[int], list[bytes] | None]:
+    """(the CDR frame with its source columns, the message of each row, their Avro
+    bodies); undecodable and misrouted messages go to ``part.dead``."""
     settings = ctx.settings
     values = [m.value() for m in msgs]
     decoded = messages.decode_cdrs(settings, values)
-    part = _Part(dead=[(msgs[i], reason) for i, reason in decoded.failures])
+    part.dead += [(msgs[i], reason) for i, reason in decoded.failures]
     frame, rows = decoded.frame, list(decoded.good)
     wrong = misrouted(ctx.partitioner, frame.get_column("tenant_id"), [msgs[i] for i in rows])
     if wrong.any():
         part.dead += [(msgs[rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
         rows = [i for i, bad in zip(rows, wrong.to_list(), strict=True) if not bad]
         frame = frame.filter(~wrong)
-    bodies = messages.cdr_bodies(settings, values, rows)
-    frame = frame.with_columns(
-        pl.lit(settings.topics.cdrs).alias("source_topic"),
-        pl.Series("source_partition", [msgs[i].partition() for i in rows], pl.Int32),
-        pl.Series("source_offset", [msgs[i].offset() for i in rows], pl.Int64),
+    return (
+        _with_source(frame, [msgs[i] for i in rows]),
+        rows,
+        messages.cdr_bodies(settings, values, rows),
     )
-    result = rate_batch(ctx.tariff, frame, state)
-    part.rated, part.delta = result.rated, result.delta
-    part.events = _events_with_source(result.events, result.rated)
-    part.rated_values = messages.encode_rated(settings, result.rated, bodies)
-    part.event_values = messages.encode_events(settings, part.events)
-    invalid = result.rated.select(pl.int_range(pl.len()).alias("row"), "status", "reason").filter(
-        pl.col("status") == "invalid"
-    )
-    part.invalid = [(msgs[rows[r]], reason) for r, _, reason in invalid.iter_rows()]
-    return part, result.state
 
 
-def _events_with_source(events: pl.DataFrame, rated: pl.DataFrame) -> pl.DataFrame:
-    """Events with the source offset and rating time of the CDR that raised them."""
-    src = rated.filter(pl.col("status") == "rated").select(
+def _adjustment_frame(ctx: RatingContext, msgs: list[Any], part: _Part) -> pl.DataFrame:
+    """The batch's top-ups and adjustments, checked against their partition, with their
+    source columns; refused messages go to ``part.dead``."""
+    decoded = messages.decode_adjustments(ctx.settings, ctx.tariff, msgs)
+    part.dead += [(msgs[i], reason) for i, reason in decoded.failures]
+    frame, rows = decoded.frame, list(decoded.good)
+    wrong = misrouted(ctx.partitioner, frame.get_column("tenant_id"), [msgs[i] for i in rows])
+    if wrong.any():
+        part.dead += [(msgs[rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
+        rows = [i for i, bad in zip(rows, wrong.to_list(), strict=True) if not bad]
+        frame = frame.filter(~wrong)
+    return _with_source(frame, [msgs[i] for i in rows])
+
+
+def _with_source(frame: pl.DataFrame, msgs: list[Any]) -> pl.DataFrame:
+    """``frame`` (one row per message of ``msgs``) with where each row was read from."""
+    return frame.with_columns(
+        pl.Series("source_topic", [m.topic() for m in msgs], pl.String),
+        pl.Series("source_partition", [m.partition() for m in msgs], pl.Int32),
+        pl.Series("source_offset", [m.offset() for m in msgs], pl.Int64),
+    )
+
+
+def _events_with_source(
+    events: pl.DataFrame, rated: pl.DataFrame, adjustments: pl.DataFrame
+) -> pl.DataFrame:
+    """Events with the source offset and rating time of the CDR, or the adjustment (its
+    id is the event's cdr_id), whose debit raised them."""
+    source = ["source_topic", "source_partition", "source_offset"]
+    by_cdr = rated.filter(pl.col("status") == "rated").select(
+        "tenant_id", "cdr_id", *source, rating_time()
+    )
+    by_adjustment = adjustments.filter(pl.col("status") == "applied").select(
         "tenant_id",
-        "cdr_id",
-        "source_topic",
-        "source_partition",
-        "source_offset",
-        rating_time(),
+        pl.col("adjustment_id").alias("cdr_id"),
+        *source,
+        pl.col("time").alias("rating_time"),
     )
-    return events.join(src, on=["tenant_id", "cdr_id"], how="left", maintain_order="left")
+    origins = pl.concat([by_cdr, by_adjustment], how="vertical_relaxed").unique(
+        ["tenant_id", "cdr_id"], keep="first", maintain_order=True
+    )
+    return events.join(origins, on=["tenant_id", "cdr_id"], how="left", maintain_order="left")
 
 
 def _concat(frames: list[pl.DataFrame | None]) -> pl.DataFrame | None:
@@ -266,8 +293,9 @@ def _entry_ids(ctx: RatingContext, batch: InputBatch) -> dict[int, str]:
     """Per partition touched: its first offset in each input topic (unique per committed
     batch of the partition), the id of its changelog entry."""
     topics = ctx.settings.topics
+    inputs = ((topics.cdrs, "c"), (topics.topups, "t"), (topics.adjustments, "a"))
     return {
-        p: f"c{batch.first.get((topics.cdrs, p), -1)}.t{batch.first.get((topics.topups, p), -1)}"
+        p: ".".join(f"{tag}{batch.first.get((topic, p), -1)}" for topic, tag in inputs)
         for (_, p) in batch.first
     }
 
@@ -278,16 +306,20 @@ def _entry_ids(ctx: RatingContext, batch: InputBatch) -> dict[int, str]:
 def _tally(
     out: BatchOutput,
     batch: InputBatch,
-    credits: list[_Part],
     parts: list[_Part],
     rated: pl.DataFrame | None,
     events: pl.DataFrame | None,
+    adjustments: pl.DataFrame | None,
 ) -> None:
     counts: Counter[str] = out.counts
+    cdr_topic = {(m.topic(), m.partition(), m.offset()) for m in batch.cdrs}
     counts["consumed"] += len(batch.cdrs)
-    counts["dead_lettered"] += sum(len(p.dead) for p in parts)
-    counts["topup_applied"] += sum(p.applied for p in credits)
-    counts["topup_duplicate"] += sum(p.offered - p.applied for p in credits)
+    counts["dead_lettered"] += sum(
+        1 for p in parts for m, _ in p.dead if (m.topic(), m.partition(), m.offset()) in cdr_topic
+    )
+    if adjustments is not None:
+        for status, n in adjustments.group_by("status").len().iter_rows():
+            counts[f"adjustment_{status}"] += n
     if rated is not None:
         count_statuses(out, rated)
     if events is not None:
@@ -297,7 +329,6 @@ def _tally(
 def _output_blocks(
     ctx: RatingContext,
     out: BatchOutput,
-    credits: list[_Part],
     parts: list[_Part],
     rated: pl.DataFrame | None,
     events: pl.DataFrame | None,
@@ -312,7 +343,7 @@ def _output_blocks(
         values = [v for p in parts for v in p.event_values]
         partitions = events.get_column("source_partition").to_list()
         out.blocks.append(OutBlock(topics.events, partitions, keys_of(events), values))
-    letters = [d for p in [*credits, *parts] for d in p.dead]
+    letters = [d for p in parts for d in p.dead]
     letters += [d for p in parts for d in p.invalid]
     out.dead_reasons.update(reason for _, reason in letters)
     if letters:

@@ -46,8 +46,8 @@ class RunSummary:
             metrics.BALANCE_EVENTS.labels(event).inc(n)
         for reason, n in out.dead_reasons.items():
             metrics.DEAD_LETTERED.labels(reason).inc(n)
-        metrics.TOPUPS.labels("applied").inc(out.counts["topup_applied"])
-        metrics.TOPUPS.labels("duplicate").inc(out.counts["topup_duplicate"])
+        for outcome in ("applied", "duplicate", "ignored"):
+            metrics.ADJUSTMENTS.labels(outcome).inc(out.counts[f"adjustment_{outcome}"])
 
     def lines(self) -> list[str]:
         """The summary ``rater run`` prints when it stops: the counts identity, batches,

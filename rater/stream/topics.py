@@ -109,8 +109,8 @@ def partition_count(client: Any, topic: str) -> int:
 def ensure_job_topics(admin: Any, topics: TopicSettings) -> int:
     """Create the job's missing topics; the partition count of the CDR topic.
 
-    The output topics and the changelog get as many partitions as the CDR topic. Top-ups
-    and the changelog must have as many (a tenant's CDRs, top-ups and state share a
+    The output topics and the changelog get as many partitions as the CDR topic. Top-ups,
+    adjustments and the changelog must have as many (a tenant's CDRs, top-ups and state share a
     partition number): otherwise a ConfigError, one line and exit status 2.
     """
     rf = topics.replication_factor
@@ -121,13 +121,14 @@ def ensure_job_topics(admin: Any, topics: TopicSettings) -> int:
         admin,
         [
             TopicSpec(topics.topups, n, replication_factor=rf),
+            TopicSpec(topics.adjustments, n, replication_factor=rf),
             TopicSpec(topics.rated, n, replication_factor=rf),
             TopicSpec(topics.events, n, replication_factor=rf),
             TopicSpec(topics.dead_letter, n, replication_factor=rf),
             TopicSpec(topics.changelog, n, compact, replication_factor=rf),
         ],
     )
-    for topic in (topics.topups, topics.changelog):
+    for topic in (topics.topups, topics.adjustments, topics.changelog):
         count = partition_count(admin, topic)
         if count != n:
             raise ConfigError(

@@ -16,12 +16,19 @@ from rater.core.tariff import Tariff, build_tariff
 from rater.errors import ConfigError
 from rater.tariff_files.plans import PLANS_FILE, load_plans
 from rater.tariff_files.rates import RATE_COLUMNS, RATES_FILE, check_charge_bounds, load_rates
+from rater.tariff_files.subscriptions import (
+    SUBSCRIPTION_COLUMNS,
+    SUBSCRIPTIONS_FILE,
+    load_subscriptions,
+)
 from rater.tariff_files.tenants import TENANT_COLUMNS, TENANTS_FILE, load_tenants
 
 __all__ = [
     "PLANS_FILE",
     "RATES_FILE",
     "RATE_COLUMNS",
+    "SUBSCRIPTIONS_FILE",
+    "SUBSCRIPTION_COLUMNS",
     "TENANTS_FILE",
     "TENANT_COLUMNS",
     "load_tariff",
@@ -31,7 +38,8 @@ log = logging.getLogger(__name__)
 
 
 def load_tariff(directory: Path) -> Tariff:
-    """Read and validate plans.yaml, rates.csv and tenants.csv from ``directory``.
+    """Read and validate plans.yaml, rates.csv, tenants.csv and (if present)
+    subscriptions.csv from ``directory``.
 
     Raises ConfigError(file, line, problem, fix) on the first problem found.
     """
@@ -44,7 +52,14 @@ def load_tariff(directory: Path) -> Tariff:
         log.warning("%s has no rates: every CDR will be unrated (no_rate)", directory / RATES_FILE)
     check_charge_bounds(rates, scale, plans_file.max_call_seconds, str(directory / RATES_FILE))
     tenants = load_tenants(directory, plans)
-    return build_tariff(plans, tenants, rates, scale, max_call_seconds=plans_file.max_call_seconds)
+    return build_tariff(
+        plans,
+        tenants,
+        rates,
+        scale,
+        max_call_seconds=plans_file.max_call_seconds,
+        subscriptions=load_subscriptions(directory, plans, tenants),
+    )
 
 
 def _check_directory(directory: Path) -> None:

@@ -22,6 +22,7 @@ from rater.core.tariff.model import (
     Plan,
 )
 from rater.errors import ConfigError
+from rater.tariff_files.catalogue import parse_billing_fields
 from rater.tariff_files.csv_rows import DIGITS
 from rater.tariff_files.text import first_line, label, read_text, shown
 
@@ -120,10 +121,11 @@ def _parse_plan(raw: Any, file: str, index: int) -> Plan:
     if len(set(names)) != len(names) or "any" in names:
         raise ConfigError(file, where, "band names must be unique and not 'any'", "rename the band")
     parsed_allowances = [_parse_allowance(a, file, line, plan_id) for a in allowances]
+    billing = parse_billing_fields(raw, file, where)
     fields = {k: v for k, v in _strip_lines(raw).items() if k not in ("bands", "allowances")}
     try:
         return Plan.model_validate(
-            {**fields, "bands": parsed_bands, "allowances": tuple(parsed_allowances)}
+            {**fields, **billing, "bands": parsed_bands, "allowances": tuple(parsed_allowances)}
         )
     except ValidationError as exc:
         raise ConfigError(

@@ -20,6 +20,8 @@ Modules, each importing only those listed before it:
 - :mod:`~rater.wire.avro_files`: object-container headers and files.
 - :mod:`~rater.wire.decode_bulk`: a poll batch of CDRs in one Polars read.
 - :mod:`~rater.wire.json_cdrs`: JSON CDR messages.
+- :mod:`~rater.wire.writers`: CDRs written with other versions of the CDR schema (a registry's
+  writer schemas).
 
 The package depends on the standard library, fastavro, Polars and
 :mod:`rater.core.columns` only: no Kafka, no settings. Code outside it imports the names
@@ -29,24 +31,42 @@ re-exported here (``from rater import wire``); the modules' other names are its 
 from __future__ import annotations
 
 from rater.wire.avro_files import write_avro_file
-from rater.wire.decode import decode_balance_event, decode_cdr, decode_rated, decode_topup
+from rater.wire.decode import (
+    decode_adjustment,
+    decode_balance_event,
+    decode_cdr,
+    decode_rated,
+    decode_topup,
+)
 from rater.wire.decode_bulk import DecodeResult, decode_cdrs
-from rater.wire.encode import encode_balance_event, encode_cdr, encode_rated_record, encode_topup
+from rater.wire.encode import (
+    encode_adjustment,
+    encode_balance_event,
+    encode_cdr,
+    encode_rated_record,
+    encode_topup,
+)
 from rater.wire.encode_bulk import encode_cdrs, encode_rated
 from rater.wire.framing import MAGIC_BYTE, frame_message, unframe_bodies
 from rater.wire.json_cdrs import decode_cdrs_json
 from rater.wire.quiet import native_stderr_silenced
-from rater.wire.schemas import load_schema, schema_dir
+from rater.wire.schemas import load_schema, raw_schema, schema_dir
+from rater.wire.writers import Writer, classify_writer, decode_cdrs_by_writer
 
 __all__ = [
     "MAGIC_BYTE",
     "DecodeResult",
+    "Writer",
+    "classify_writer",
+    "decode_adjustment",
     "decode_balance_event",
     "decode_cdr",
     "decode_cdrs",
+    "decode_cdrs_by_writer",
     "decode_cdrs_json",
     "decode_rated",
     "decode_topup",
+    "encode_adjustment",
     "encode_balance_event",
     "encode_cdr",
     "encode_cdrs",
@@ -56,6 +76,7 @@ __all__ = [
     "frame_message",
     "load_schema",
     "native_stderr_silenced",
+    "raw_schema",
     "schema_dir",
     "unframe_bodies",
     "write_avro_file",

@@ -18,6 +18,7 @@ from rater.wire.framing import unframe
 from rater.wire.schemas import parsed
 
 __all__ = [
+    "decode_adjustment",
     "decode_balance_event",
     "decode_cdr",
     "decode_rated",
@@ -50,6 +51,13 @@ def decode_topup(
 ) -> dict[str, Any]:
     """A top-up as a dict; ``amount`` stays the exact decimal string of the message."""
     return _decode_one("topup", value, framed, schema_id)
+
+
+def decode_adjustment(
+    value: bytes, *, framed: bool = False, schema_id: int | None = None
+) -> dict[str, Any]:
+    """A balance adjustment as a dict; ``amount`` stays the exact decimal string."""
+    return _decode_one("adjustment", value, framed, schema_id)
 
 
 def _decode_one(name: str, value: bytes, framed: bool, schema_id: int | None) -> dict[str, Any]:

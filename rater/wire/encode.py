@@ -27,6 +27,7 @@ from rater.wire.schemas import (
 from rater.wire.varint import varint
 
 __all__ = [
+    "encode_adjustment",
     "encode_balance_event",
     "encode_cdr",
     "encode_column",
@@ -137,7 +138,16 @@ def encode_balance_event(record: Mapping[str, Any], schema_id: int | None = None
 
 def encode_topup(record: Mapping[str, Any], schema_id: int | None = None) -> bytes:
     """A top-up; ``amount`` is an exact decimal string (or a ``Decimal``, written as str)."""
+    return encode_one("topup", _amount_as_text(record), schema_id)
+
+
+def encode_adjustment(record: Mapping[str, Any], schema_id: int | None = None) -> bytes:
+    """A balance adjustment; ``amount`` as for :func:`encode_topup`."""
+    return encode_one("adjustment", _amount_as_text(record), schema_id)
+
+
+def _amount_as_text(record: Mapping[str, Any]) -> dict[str, Any]:
     rec = dict(record)
     if rec.get("amount") is not None and not isinstance(rec["amount"], str):
         rec["amount"] = str(rec["amount"])
-    return encode_one("topup", rec, schema_id)
+    return rec

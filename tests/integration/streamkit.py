@@ -38,6 +38,7 @@ class StreamEnv:
             "RATER_TARIFF_DIR": str(EXAMPLE_CONFIG),
             "RATER_TOPICS__CDRS": f"{self.name}-cdrs",
             "RATER_TOPICS__TOPUPS": f"{self.name}-topups",
+            "RATER_TOPICS__ADJUSTMENTS": f"{self.name}-adjustments",
             "RATER_TOPICS__RATED": f"{self.name}-rated",
             "RATER_TOPICS__EVENTS": f"{self.name}-events",
             "RATER_TOPICS__DEAD_LETTER": f"{self.name}-dlq",
@@ -76,6 +77,7 @@ def create_topics(env: StreamEnv) -> None:
         [
             TopicSpec(env.topic("cdrs"), env.partitions),
             TopicSpec(env.topic("topups"), env.partitions),
+            TopicSpec(env.topic("adjustments"), env.partitions),
         ],
     )
 

@@ -1261,9 +1261,9 @@ def _topup_problems(
     valid = [s for s in sent if s.out.expect == "valid"]
     distinct = len({s.out.value for s in valid})
     c = summary.counts
-    if (c["topup_applied"], c["topup_duplicate"]) != (distinct, len(valid) - distinct):
+    if (c["adjustment_applied"], c["adjustment_duplicate"]) != (distinct, len(valid) - distinct):
         problems.append(
-            f"top-ups applied/duplicate {c['topup_applied']}/{c['topup_duplicate']}, "
+            f"top-ups applied/duplicate {c['adjustment_applied']}/{c['adjustment_duplicate']}, "
             f"expected {distinct}/{len(valid) - distinct}"
         )
     return problems

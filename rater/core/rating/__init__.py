@@ -7,8 +7,8 @@ package may import Polars and :mod:`rater.core` only.
 """
 
 from rater.core.rating.outcome import Outcome
-from rater.core.rating.pipeline import STAGES, RatingResult, rate_batch
-from rater.core.rating.prepaid import apply_topups, balances_frame
+from rater.core.rating.pipeline import STAGES, RatingResult, apply_adjustments, rate_batch
+from rater.core.rating.prepaid import balances_frame
 from rater.core.rating.validate import (
     VALID_FROM_US,
     VALID_UNTIL_US,
@@ -23,7 +23,7 @@ __all__ = [
     "VALID_UNTIL_US",
     "Outcome",
     "RatingResult",
-    "apply_topups",
+    "apply_adjustments",
     "balances_frame",
     "in_valid_range",
     "max_sms_segments",

@@ -42,11 +42,17 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
-from rater.core.columns import RATED_EXTRA_SCHEMA
+from rater.core.columns import (
+    ADJUSTMENT_EXTRA_SCHEMA,
+    ADJUSTMENT_SCHEMA,
+    CDR_SCHEMA,
+    RATED_EXTRA_SCHEMA,
+)
+from rater.core.rating.adjustments import placed_adjustments
 from rater.core.rating.allowances import draw_allowances
 from rater.core.rating.charges import charge_text, charges
 from rater.core.rating.clock import BatchClock, batch_clock
@@ -60,7 +66,7 @@ from rater.core.rating.validate import validate
 from rater.core.state import RatingState
 from rater.core.tariff import DIRECTIONS, Tariff
 
-__all__ = ["STAGES", "RatingResult", "rate_batch"]
+__all__ = ["STAGES", "RatingResult", "apply_adjustments", "rate_batch"]
 
 STAGES = (
     "validate",
@@ -82,13 +88,20 @@ class RatingResult:
     ``rated``: every input row in input order, input columns unchanged, then the
     RATED_EXTRA_SCHEMA columns. ``events``: EVENT_SCHEMA rows in emission order.
     ``state``: the state after the batch. ``delta``: only the state rows this batch
-    added or changed (balances that moved, allowance use that grew, new dedupe keys).
+    added or changed (balances that moved, allowance use that grew, new dedupe keys,
+    adjustments applied). ``adjustments``: every adjustment given, in the order given,
+    its columns unchanged, then ``status`` and ``balance_after_micros``.
     """
 
     rated: pl.DataFrame
     events: pl.DataFrame
     state: RatingState
     delta: RatingState
+    adjustments: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={**ADJUSTMENT_SCHEMA, **ADJUSTMENT_EXTRA_SCHEMA}
+        )
+    )
 
 
 def rate_batch(
@@ -96,13 +109,17 @@ def rate_batch(
     cdrs: pl.DataFrame,
     state: RatingState,
     *,
+    adjustments: pl.DataFrame | None = None,
     timings: dict[str, float] | None = None,
 ) -> RatingResult:
-    """Rate ``cdrs`` (CDR_SCHEMA dtypes, extra columns carried through) against ``state``.
+    """Rate ``cdrs`` (CDR_SCHEMA dtypes, extra columns carried through) against ``state``,
+    with the balance ``adjustments`` (ADJUSTMENT_SCHEMA, extra columns carried through)
+    consumed with them placed among their debits (see rater.core.rating.adjustments).
 
     Nulls: hold_ms null = 0, segments null = 1. See the module docstring for the
     values of the output columns per status.
     """
+    given = pl.DataFrame(schema=ADJUSTMENT_SCHEMA) if adjustments is None else adjustments
     clash = set(cdrs.columns) & set(RATED_EXTRA_SCHEMA)
     if clash:
         raise ValueError(f"input already has output column(s) {sorted(clash)}")
@@ -131,11 +148,43 @@ def rate_batch(
     with stage("charges"):
         w = w.with_columns(charges(tariff, w).alias("charge_micros"))
     with stage("prepaid"):
-        balance_after, events, balances_delta = debit_prepaid(tariff, tenants, cdrs, w)
+        placed, statuses = placed_adjustments(tariff, given, state, w)
+        moved = debit_prepaid(tariff, tenants, cdrs, w, placed)
+        balance_after, events, balances_delta, adjusted = moved
     with stage("output"):
         rated = cdrs.hstack(_output_columns(tariff, w, balance_after))
-        delta, after = _new_state(state, cdrs, w, balances_delta, allowances_delta)
-    return RatingResult(rated=rated, events=events, state=after, delta=delta)
+        applied = _adjustments_out(given, statuses, adjusted)
+        changed = RatingState.of(
+            balances=balances_delta,
+            allowances=allowances_delta,
+            adjustments=applied.filter(pl.col("status") == "applied"),
+        )
+        delta, after = _new_state(state, cdrs, w, changed)
+    return RatingResult(rated, events, after, delta, applied)
+
+
+def apply_adjustments(
+    tariff: Tariff, adjustments: pl.DataFrame, state: RatingState
+) -> RatingResult:
+    """Balance adjustments alone (no CDR in the batch): each applies in time order."""
+    return rate_batch(tariff, pl.DataFrame(schema=CDR_SCHEMA), state, adjustments=adjustments)
+
+
+def _adjustments_out(
+    given: pl.DataFrame, statuses: pl.Series, adjusted: pl.DataFrame
+) -> pl.DataFrame:
+    """The adjustments as given, with their status and the balance after each."""
+    after = (
+        pl.DataFrame({"_adj": pl.int_range(given.height, eager=True, dtype=pl.Int64)})
+        .join(
+            adjusted.select(pl.col("_adj").cast(pl.Int64), "balance_micros"), on="_adj", how="left"
+        )
+        .sort("_adj")
+    )
+    return given.with_columns(
+        statuses.alias("status"),
+        after.get_column("balance_micros").cast(pl.Int64).alias("balance_after_micros"),
+    )
 
 
 class _Stages:
@@ -261,11 +310,7 @@ def _output_columns(tariff: Tariff, w: pl.DataFrame, balance_after: pl.Series) -
 
 
 def _new_state(
-    state: RatingState,
-    cdrs: pl.DataFrame,
-    w: pl.DataFrame,
-    balances_delta: pl.DataFrame,
-    allowances_delta: pl.DataFrame | None,
+    state: RatingState, cdrs: pl.DataFrame, w: pl.DataFrame, changed: RatingState
 ) -> tuple[RatingState, RatingState]:
     """(delta, state after the batch). The new dedupe keys are not in ``state.seen`` (they
     would be duplicates), so the upsert of ``seen`` is a plain append."""
@@ -275,7 +320,6 @@ def _new_state(
         .filter(pl.lit(w["_live"]))
         .collect()
     )
-    changed = RatingState.of(balances=balances_delta, allowances=allowances_delta)
     after = state.merge(changed)
     if seen_delta.height:
         seen = pl.concat([state.seen, seen_delta]) if state.seen.height else seen_delta

@@ -21,6 +21,8 @@ from rater.core.tariff.model import (
     Allowance,
     Band,
     Plan,
+    Product,
+    SubscriptionChange,
     Tariff,
     Tenant,
 )
@@ -38,7 +40,9 @@ __all__ = [
     "Allowance",
     "Band",
     "Plan",
+    "Product",
     "RateIndex",
+    "SubscriptionChange",
     "Tariff",
     "Tenant",
     "band_week_table",

@@ -23,6 +23,7 @@ from rater.core.tariff.model import (
     OPEN_END_US,
     Band,
     Plan,
+    SubscriptionChange,
     Tariff,
     Tenant,
 )
@@ -43,6 +44,7 @@ def build_tariff(
     *,
     dense_limit: int = DENSE_INDEX_LIMIT,
     max_call_seconds: int = DEFAULT_MAX_CALL_SECONDS,
+    subscriptions: tuple[SubscriptionChange, ...] = (),
 ) -> Tariff:
     """The tariff of validated ``plans``, ``tenants`` and ``rates`` (one row per rate, with
     exact numerators over ``10**scale``: see :class:`Tariff`)."""
@@ -68,6 +70,7 @@ def build_tariff(
         tenant_frame=_tenant_frame(tenants, index),
         max_price_num=_max_numerator(rates),
         max_call_seconds=max_call_seconds,
+        subscriptions=subscriptions,
     )
 
 

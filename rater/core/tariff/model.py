@@ -8,6 +8,7 @@ plans, tenants and rate rows; reading them from files is the job of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
 
 import polars as pl
@@ -31,6 +32,8 @@ __all__ = [
     "Allowance",
     "Band",
     "Plan",
+    "Product",
+    "SubscriptionChange",
     "Tariff",
     "Tenant",
 ]
@@ -85,6 +88,21 @@ class Allowance(_Model):
         return 0 if value is None else value
 
 
+class Product(_Model):
+    """What a plan bills besides usage (billing rules, catalogue).
+
+    ``fee``: a flat amount every period; ``seat``: a unit a tenant holds (license, user,
+    extension, number), priced per period, ``included`` of them covered by the plan;
+    ``one_time``: charged when a ``charge`` change names it. ``price`` is exact.
+    """
+
+    id: str
+    name: str
+    type: Literal["fee", "seat", "one_time"]
+    price: Decimal = Field(ge=0)
+    included: int = Field(default=0, ge=0)
+
+
 class Plan(_Model):
     id: str
     currency: str
@@ -94,6 +112,27 @@ class Plan(_Model):
     fallback: str | None = None
     bands: tuple[Band, ...] = ()
     allowances: tuple[Allowance, ...] = ()
+    # Billing (billing rules): invoice line amounts are rounded to invoice_decimals.
+    invoice_decimals: int = Field(default=2, ge=0, le=6)
+    tax_rate: Decimal | None = Field(default=None, ge=0, le=1)
+    tax_name: str = "Tax"
+    products: tuple[Product, ...] = ()
+
+    def product(self, product_id: str) -> Product | None:
+        return next((p for p in self.products if p.id == product_id), None)
+
+
+class SubscriptionChange(_Model):
+    """One row of subscriptions.csv: a change of a tenant's seats, commitment or a
+    one-time charge, effective at ``at_us`` (microseconds since the epoch)."""
+
+    change_id: str
+    tenant_id: str
+    product_id: str
+    change: Literal["add", "remove", "commit", "charge"]
+    quantity: int = Field(ge=0)
+    at_us: int
+    line: int
 
 
 class Tenant(_Model):
@@ -133,3 +172,5 @@ class Tariff:
     max_price_num: int = 0
     # Rule 1: a call whose end_time - start_time exceeds this is invalid (bad_times).
     max_call_seconds: int = DEFAULT_MAX_CALL_SECONDS
+    # Subscription changes (subscriptions.csv), ordered by time, then file line.
+    subscriptions: tuple[SubscriptionChange, ...] = ()

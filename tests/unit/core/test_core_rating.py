@@ -7,10 +7,11 @@ import polars as pl
 import pytest
 from coredeck import at, cdr, frame
 
-from rater.core.columns import CDR_SCHEMA, EVENT_SCHEMA, RATED_EXTRA_SCHEMA, TOPUP_SCHEMA
-from rater.core.rating import RatingResult, apply_topups, balances_frame, rate_batch
+from rater.core.columns import CDR_SCHEMA, EVENT_SCHEMA, RATED_EXTRA_SCHEMA
+from rater.core.rating import RatingResult, apply_adjustments, balances_frame, rate_batch
 from rater.core.state import RatingState
 from rater.core.tariff import Tariff
+from tests.builders import adjustment, adjustment_frame
 
 
 def rate(
@@ -229,29 +230,21 @@ def test_one_debit_crossing_both_low_first(tariff: Tariff) -> None:
 
 def test_topup_rearms_alarms(tariff: Tariff) -> None:
     first = rate(tariff, [cdr("big", tenant="b", callee="+1", seconds=3)])
-    topups = pl.DataFrame(
+    topups = adjustment_frame(
         [
-            {
-                "tenant_id": "b",
-                "topup_id": "u1",
-                "amount_micros": 100_000,
-                "source": "manual",
-                "time": at(4, 0),
-            },
-            {
-                "tenant_id": "post",
-                "topup_id": "u2",
-                "amount_micros": 5,
-                "source": "manual",
-                "time": at(4, 0),
-            },
-        ],
-        schema=TOPUP_SCHEMA,
+            adjustment("u1", tenant="b", amount_micros=100_000, time=at(4, 0)),
+            adjustment("u2", tenant="post", amount_micros=5, time=at(4, 0)),  # postpaid
+        ]
     )
-    state, delta = apply_topups(tariff, topups, first.state)
-    assert delta.balances.rows() == [("b", 100_000)]
-    again = rate(tariff, [cdr("next", tenant="b", callee="+1", seconds=6)], state)  # 0.10
+    result = apply_adjustments(tariff, topups, first.state)
+    assert result.delta.balances.rows() == [("b", 100_000)]
+    assert result.adjustments.get_column("status").to_list() == ["applied", "ignored"]
+    assert result.adjustments.get_column("balance_after_micros").to_list() == [100_000, None]
+    again = rate(tariff, [cdr("next", tenant="b", callee="+1", seconds=6)], result.state)  # 0.10
     assert [e for e in again.events["event"]] == ["low_balance", "exhausted"]
+    resent = apply_adjustments(tariff, topups.head(1), result.state)
+    assert resent.adjustments.get_column("status").to_list() == ["duplicate"]
+    assert resent.delta.balances.height == 0
 
 
 def test_postpaid_has_no_balance_or_events(tariff: Tariff) -> None:

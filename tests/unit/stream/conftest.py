@@ -111,7 +111,7 @@ def make_settings(root: Path, **stream: Any) -> Settings:
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     cluster = FakeCluster()
-    for topic in ("cdrs", "topups"):
+    for topic in ("cdrs", "topups", "adjustments"):
         cluster.create_topic(topic, PARTITIONS)
     root = tmp_path / "out"
     return World(cluster, FakeClock(), make_settings(root), load_tariff(CONFIG), root)

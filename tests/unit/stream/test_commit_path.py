@@ -154,10 +154,10 @@ def test_a_poison_message_costs_only_itself(world: World, monkeypatch: pytest.Mo
     world.publish_cdrs(published)
     real = rate_messages.rate_batch
 
-    def fragile(tariff, cdrs, state):  # type: ignore[no-untyped-def]
+    def fragile(tariff, cdrs, state, **options):  # type: ignore[no-untyped-def]
         if poison in cdrs.get_column("cdr_id").to_list():
             raise pl.exceptions.ComputeError("a bug that only this record triggers")
-        return real(tariff, cdrs, state)
+        return real(tariff, cdrs, state, **options)
 
     monkeypatch.setattr(rate_messages, "rate_batch", fragile)
     summary = world.run()
@@ -172,7 +172,7 @@ def test_a_fault_of_the_rater_itself_commits_nothing(
 ) -> None:
     world.publish_cdrs(world.cdrs(200, seed=10))
 
-    def broken(tariff, cdrs, state):  # type: ignore[no-untyped-def]
+    def broken(tariff, cdrs, state, **options):  # type: ignore[no-untyped-def]
         raise RuntimeError("a bug hit by every record")
 
     monkeypatch.setattr(rate_messages, "rate_batch", broken)

@@ -111,7 +111,7 @@ def test_a_resend_within_the_horizon_is_always_a_duplicate(
 ) -> None:
     root = tmp_path_factory.mktemp("dedupe") / "out"  # type: ignore[attr-defined]
     cluster = FakeCluster()
-    for topic in ("cdrs", "topups"):
+    for topic in ("cdrs", "topups", "adjustments"):
         cluster.create_topic(topic, 3)
     from conftest import CONFIG
 

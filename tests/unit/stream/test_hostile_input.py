@@ -122,7 +122,7 @@ def test_hostile_topups_are_dead_lettered_and_good_ones_credited(world: World) -
     summary = world.run()
     reasons = sorted(r for r, _ in world.dead_letters())
     assert reasons == ["bad_amount"] * 5 + ["bad_time", "postpaid_tenant"]
-    assert summary.counts["topup_applied"] == 1 and summary.counts["topup_duplicate"] == 1
+    assert summary.counts["adjustment_applied"] == 1 and summary.counts["adjustment_duplicate"] == 1
 
 
 def test_json_topups_with_iso_times_and_huge_numbers(world: World) -> None:
@@ -149,7 +149,7 @@ def test_json_topups_with_iso_times_and_huge_numbers(world: World) -> None:
         world.cluster.publish("topups", json.dumps(item).encode(), b"tinyco")
     world.cluster.publish("topups", b"\xff\xfe not json", b"tinyco")
     summary = world.run()
-    assert summary.counts["topup_applied"] == 1
+    assert summary.counts["adjustment_applied"] == 1
     assert len(world.dead_letters()) == 7
 
 
