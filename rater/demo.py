@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import duckdb
 
+from rater import metrics
 from rater.core.money import format_micros
 from rater.devbroker import LocalBroker
 from rater.errors import UsageError
@@ -63,6 +64,12 @@ def run_demo(config: Path, count: int, seed: int, output: Path, out: TextIO) -> 
             print(
                 f"switch simulator: published {stats.sent} CDRs to '{topics.cdrs}' "
                 f"(about 1% resent duplicates, 1% invalid, 0.5% undecodable)",
+                file=out,
+            )
+            port = metrics.serve(0)
+            print(
+                f"metrics: http://127.0.0.1:{port}/metrics, probes /healthz and /readyz "
+                "(while the demo runs)",
                 file=out,
             )
             print("rating (rater run) until the input is drained ...", file=out, flush=True)
@@ -141,3 +148,9 @@ def _report(output: Path, out: TextIO) -> None:
     files = sorted(p.relative_to(output).as_posix() for p in output.rglob("*.parquet"))
     print(f"\noutput: {len(files)} Parquet files under {output}/, views in {db}", file=out)
     print("topics: rated-usage, balance-events, cdrs-dlq, rater-state-changelog", file=out)
+    print(
+        "dashboard: config/grafana/dashboards/rater.json; alert rules: config/prometheus/rules/;"
+        "\nthe whole stack in containers (Kafka, registry, rater, Prometheus, Grafana): "
+        "docker compose up; see docs/operations.md",
+        file=out,
+    )

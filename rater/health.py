@@ -93,7 +93,9 @@ class Health:
             idle = self._clock() - self._turned_at
             stall = self.stall_s
         if idle > stall:
-            return Verdict(False, f"stalled: the loop has not turned for {idle:.0f}s (> {stall:g}s)")
+            return Verdict(
+                False, f"stalled: the loop has not turned for {idle:.0f}s (> {stall:g}s)"
+            )
         return Verdict(True, f"ok: the loop turned {idle:.1f}s ago")
 
     def ready(self) -> Verdict:

@@ -18,6 +18,7 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from rater.endpoints import start_endpoints
 from rater.errors import ConfigError
 
 __all__ = [
@@ -28,20 +29,20 @@ __all__ = [
     "CHARGED_MICROS_REMAINDER",
     "CHARGED_UNITS",
     "CONSUMED",
+    "CONSUMER_LAG",
     "DEAD_LETTERED",
+    "EVENT_TIME_LAG",
     "RECORDS",
     "RESTORE_SECONDS",
-    "STAGE_SECONDS",
-    "CONSUMER_LAG",
-    "EVENT_TIME_LAG",
     "SINCE_COMMIT",
+    "STAGE_SECONDS",
     "STATE_ROWS",
     "STATE_TENANTS",
     "TRANSACTIONS",
     "add_charges",
+    "charged_micros",
     "committed_now",
     "rated_up_to",
-    "charged_micros",
     "serve",
 ]
 
@@ -189,8 +190,6 @@ def serve(port: int, enabled: bool = True) -> int | None:
         log.info("metrics: off (RATER_METRICS_ENABLED=false)")
         return None
     try:
-        from rater.endpoints import start_endpoints  # it reads this module's registry
-
         server = start_endpoints(port)
     except OSError as exc:
         raise _bind_error(port, exc) from None

@@ -32,16 +32,18 @@ __all__ = [
     "check_input_file",
     "iter_cdr_batches",
     "read_cdrs",
+    "read_parquet_file",
+    "read_text_csv",
 ]
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".avro")
-_CSV_FIX = "Fix: provide UTF-8 CSV with a header line of CDR field names"
 
 
-def check_input_file(path: Path) -> None:
-    """Raise InputError unless ``path`` is a readable regular file of a supported format."""
+def check_input_file(path: Path, suffixes: tuple[str, ...] = SUPPORTED_SUFFIXES) -> None:
+    """Raise InputError unless ``path`` is a readable regular file of one of ``suffixes``."""
     path = Path(path)
     name = Place(path, 1, "line").file
+    formats = _one_of(suffixes)
     try:
         is_dir, exists, is_file = path.is_dir(), path.exists(), path.is_file()
     except OSError as exc:
@@ -50,22 +52,16 @@ def check_input_file(path: Path) -> None:
             "Fix: pass a file readable by the user running the rater"
         ) from None
     if is_dir:
-        raise InputError(
-            f"{name}: is a directory, not a file. Fix: pass one .csv, .parquet or .avro file"
-        )
+        raise InputError(f"{name}: is a directory, not a file. Fix: pass one {formats} file")
     if not exists:
-        raise InputError(
-            f"{name}: no such file. Fix: pass an existing .csv, .parquet or .avro file"
-        )
+        raise InputError(f"{name}: no such file. Fix: pass an existing {formats} file")
     if not is_file:
-        raise InputError(
-            f"{name}: not a regular file. Fix: pass a .csv, .parquet or .avro file on disk"
-        )
+        raise InputError(f"{name}: not a regular file. Fix: pass a {formats} file on disk")
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
+    if suffix not in suffixes:
         raise InputError(
             f"{name}: unknown input format {suffix or '(no extension)'!r}. "
-            "Fix: use a .csv, .parquet or .avro (object container) file"
+            f"Fix: use a {formats} file"
         )
     try:
         path.open("rb").close()
@@ -74,6 +70,11 @@ def check_input_file(path: Path) -> None:
             f"{name}: cannot be read ({reason(exc)}). "
             "Fix: make it readable by the user running the rater"
         ) from None
+
+
+def _one_of(suffixes: tuple[str, ...]) -> str:
+    """The suffixes as words: ".csv, .parquet or .avro"."""
+    return " or ".join(filter(None, (", ".join(suffixes[:-1]), suffixes[-1])))
 
 
 def read_cdrs(path: Path) -> pl.DataFrame:
@@ -90,9 +91,9 @@ def read_cdrs(path: Path) -> pl.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         # Line 1 is the header.
-        return coerce(_read_csv(path), Place(path, 2, "line"))
+        return coerce(read_text_csv(path), Place(path, 2, "line"))
     place = Place(path, 1, "record")
-    frame = _read_parquet(place) if suffix == ".parquet" else read_avro(place)
+    frame = read_parquet_file(place) if suffix == ".parquet" else read_avro(place)
     return coerce(frame, place)
 
 
@@ -107,7 +108,8 @@ def iter_cdr_batches(frame: pl.DataFrame, batch_size: int) -> Iterator[pl.DataFr
         yield frame.slice(offset, batch_size)
 
 
-def _read_csv(path: Path) -> pl.DataFrame:
+def read_text_csv(path: Path, what: str = "CDR field names") -> pl.DataFrame:
+    """Every column of a UTF-8 CSV file as text, stripped; empty cells null."""
     place = Place(path, 1, "line")
     _check_csv_encoding(place)
     try:
@@ -117,7 +119,8 @@ def _read_csv(path: Path) -> pl.DataFrame:
     except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
         _raise_if_not_utf8(place)
         raise InputError(
-            f"{place.file}: not a readable CSV file ({first_line(exc)}). {_CSV_FIX}"
+            f"{place.file}: not a readable CSV file ({first_line(exc)}). "
+            f"Fix: provide UTF-8 CSV with a header line of {what}"
         ) from None
     return frame.with_columns(pl.col(c).str.strip_chars() for c in frame.columns)
 
@@ -175,13 +178,13 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _read_parquet(place: Place) -> pl.DataFrame:
+def read_parquet_file(place: Place, what: str = "the CDR fields") -> pl.DataFrame:
     try:
         return pl.read_parquet(place.path)
     except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
         raise InputError(
             f"{place.file}: not a readable Parquet file ({first_line(exc)}). "
-            "Fix: provide a Parquet file with the CDR fields as columns"
+            f"Fix: provide a Parquet file with {what} as columns"
         ) from None
 
 

@@ -14,10 +14,7 @@ input is read, so a bad ``--output`` fails fast with one line.
 from __future__ import annotations
 
 import logging
-import os
-import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,10 +23,18 @@ from typing import TextIO
 
 import polars as pl
 
+from rater.batch.adjustment_files import read_adjustments
 from rater.batch.cdr_files import check_input_file, iter_cdr_batches, read_cdrs
-from rater.core.columns import BALANCE_SCHEMA, EVENT_SCHEMA, RATED_EXTRA_SCHEMA
+from rater.batch.output_dir import path_exists, prepare_output_dir, write_atomically
+from rater.core.columns import (
+    ADJUSTMENT_EXTRA_SCHEMA,
+    ADJUSTMENT_SCHEMA,
+    BALANCE_SCHEMA,
+    EVENT_SCHEMA,
+    RATED_EXTRA_SCHEMA,
+)
 from rater.core.money import format_micros
-from rater.core.rating import balances_frame, rate_batch
+from rater.core.rating import adjustment_positions, balances_frame, rate_batch
 from rater.core.state import RatingState
 from rater.core.tariff import Tariff
 from rater.errors import UsageError
@@ -44,15 +49,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 100_000
-OUTPUT_FILES = ("rated.parquet", "events.parquet", "balances.parquet")
-# The temporary name of an output file while it is written: .<name>.<pid>.tmp
-_TEMP_NAME = re.compile(
-    r"\.(?P<name>" + "|".join(re.escape(n) for n in OUTPUT_FILES) + r")\.(?P<pid>[0-9]+)\.tmp"
-)
-# A run writes its temporary files within minutes; one untouched this long is stale
-# even if its pid now belongs to another process.
-_STALE_TEMP_SECONDS = 24 * 3600
+OUTPUT_FILES = ("rated.parquet", "events.parquet", "balances.parquet", "adjustments.parquet")
 STATUSES = ("rated", "unrated", "invalid", "duplicate")
+ADJUSTMENTS_OUT = {**ADJUSTMENT_SCHEMA, **ADJUSTMENT_EXTRA_SCHEMA, "_file_row": pl.UInt32()}
 # Below this many records the run is over before a bar would be worth drawing.
 PROGRESS_MIN_RECORDS = 200_000
 
@@ -68,6 +67,7 @@ class BatchSummary:
     charges_by_currency: dict[str, int] = field(default_factory=dict)  # micros
     events: int = 0
     prepaid_tenants: int = 0
+    adjustments: dict[str, int] = field(default_factory=dict)  # by status
 
     def lines(self) -> list[str]:
         """The human summary printed by ``rater rate-file``."""
@@ -80,6 +80,11 @@ class BatchSummary:
             f"  status:  {statuses}",
             f"  charged: {charges or 'nothing'}",
             f"  events:  {self.events}; balances: {self.prepaid_tenants} prepaid tenants",
+            *(
+                [f"  adjustments: {adjusted}"]
+                if (adjusted := ", ".join(f"{s} {n}" for s, n in sorted(self.adjustments.items())))
+                else []
+            ),
         ]
 
 
@@ -90,10 +95,14 @@ def rate_file(
     *,
     batch_size: int | None = None,
     progress: bool = False,
+    adjustments_path: Path | None = None,
 ) -> BatchSummary:
-    """Rate ``input_path`` against the tariff in ``config_dir`` into ``output_dir``.
+    """Rate ``input_path`` against the tariff in ``config_dir`` into ``output_dir``,
+    applying the balance adjustments of ``adjustments_path`` (when given) among the
+    CDR charges as the billing contract places them.
 
-    Writes ``rated.parquet``, ``events.parquet`` and ``balances.parquet``. Raises
+    Writes ``rated.parquet``, ``events.parquet``, ``balances.parquet`` and
+    ``adjustments.parquet`` (each adjustment with its status and balance after). Raises
     ConfigError for a bad tariff, InputError for an unreadable input file and
     UsageError for a bad argument. ``progress`` draws a bar on stderr for large files.
     """
@@ -103,14 +112,19 @@ def rate_file(
     if size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {size}")
     config_dir, input_path, output_dir = Path(config_dir), Path(input_path), Path(output_dir)
-    if not _exists(config_dir):
+    if not path_exists(config_dir):
         raise UsageError(
             f"tariff directory {config_dir} does not exist: pass --config DIR "
             "(or set RATER_TARIFF_DIR) to a directory holding plans.yaml, rates.csv, tenants.csv"
         )
     tariff = load_tariff(config_dir)  # a file, not a directory: ConfigError from here
     check_input_file(input_path)
-    _prepare_output_dir(output_dir)
+    adjustments = (
+        pl.DataFrame(schema=ADJUSTMENT_SCHEMA)
+        if adjustments_path is None
+        else read_adjustments(Path(adjustments_path))
+    )
+    prepare_output_dir(output_dir, OUTPUT_FILES)
     cdrs = read_cdrs(input_path)
 
     bar = (
@@ -118,153 +132,77 @@ def rate_file(
         if progress and cdrs.height >= PROGRESS_MIN_RECORDS
         else None
     )
-    rated, events, balances = _rate_slices(tariff, cdrs, size, bar)
-    _write_atomically(output_dir, dict(zip(OUTPUT_FILES, (rated, events, balances), strict=True)))
-    return _summarize(input_path, output_dir, rated, events, balances)
+    outputs = _rate_slices(tariff, cdrs, adjustments, size, bar)
+    write_atomically(
+        output_dir, {n: _parquet(f) for n, f in zip(OUTPUT_FILES, outputs, strict=True)}
+    )
+    return _summarize(input_path, output_dir, *outputs)
 
 
 def _rate_slices(
-    tariff: Tariff, cdrs: pl.DataFrame, size: int, bar: _ProgressBar | None
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(rated, events, balances) of ``cdrs`` rated in slices of ``size``, the state
-    threaded from one slice to the next."""
+    tariff: Tariff,
+    cdrs: pl.DataFrame,
+    adjustments: pl.DataFrame,
+    size: int,
+    bar: _ProgressBar | None,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(rated, events, balances, adjustments) of ``cdrs`` rated in slices of ``size``,
+    the state threaded from one slice to the next, each adjustment given to the slice
+    that holds its place (so the result does not depend on ``size``)."""
     state = RatingState.empty()
-    rated_parts: list[pl.DataFrame] = []
-    event_parts: list[pl.DataFrame] = []
+    adjustments = adjustments.with_row_index("_file_row")
+    parts: dict[str, list[pl.DataFrame]] = {"rated": [], "events": [], "adjustments": []}
+    slices = list(iter_cdr_batches(cdrs, size))
+    slice_of = _slice_of_adjustments(tariff, cdrs, adjustments, size, len(slices))
     done = 0
-    for chunk in iter_cdr_batches(cdrs, size):
-        if chunk.height == 0:
-            continue
-        result = rate_batch(tariff, chunk, state)
+    for index, chunk in enumerate(slices):
+        mine = adjustments.filter(slice_of == index)
+        result = rate_batch(tariff, chunk, state, adjustments=mine)
         state = result.state
         # Per-slice dtypes can differ (an all-null column); pin them so slices concatenate.
-        rated_parts.append(
+        parts["rated"].append(
             result.rated.with_columns(pl.col(c).cast(t) for c, t in RATED_EXTRA_SCHEMA.items())
         )
-        event_parts.append(result.events.select(pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()))
+        parts["events"].append(_pinned(result.events, EVENT_SCHEMA))
+        parts["adjustments"].append(_pinned(result.adjustments, ADJUSTMENTS_OUT))
         done += chunk.height
         if bar is not None:
             bar.update(done)
     if bar is not None:
         bar.finish()
-    rated = pl.concat(rated_parts, how="vertical") if rated_parts else _empty_rated(cdrs)
-    events = (
-        pl.concat(event_parts, how="vertical") if event_parts else pl.DataFrame(schema=EVENT_SCHEMA)
+    rated = pl.concat(parts["rated"], how="vertical") if cdrs.height else _empty_rated(cdrs)
+    events = pl.concat(parts["events"], how="vertical")
+    applied = pl.concat(parts["adjustments"], how="vertical").sort("_file_row")
+    balances = _pinned(balances_frame(tariff, state), BALANCE_SCHEMA)
+    return rated, events, balances, applied.drop("_file_row")
+
+
+def _slice_of_adjustments(
+    tariff: Tariff, cdrs: pl.DataFrame, adjustments: pl.DataFrame, size: int, slices: int
+) -> pl.Series:
+    """The slice each adjustment is rated with: the one holding the first CDR of its
+    tenant at or after its time, or the last. A repeated (tenant_id, adjustment_id) goes
+    with its first occurrence, so the first in the file is the one applied."""
+    position = adjustment_positions(tariff, cdrs, adjustments)
+    index = (position // size).clip(upper_bound=slices - 1)
+    return (
+        adjustments.select("tenant_id", "adjustment_id")
+        .with_columns(index.alias("_slice"))
+        .select(pl.col("_slice").first().over("tenant_id", "adjustment_id"))
+        .to_series()
     )
-    balances = balances_frame(tariff, state).select(
-        pl.col(c).cast(t) for c, t in BALANCE_SCHEMA.items()
-    )
-    return rated, events, balances
 
 
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except OSError:
-        return True  # present but unreadable: loading it says why
-
-
-def _prepare_output_dir(output_dir: Path) -> None:
-    """Create ``output_dir`` if missing, prove it writable, remove stale temporary files.
-
-    Raises UsageError (one line, with the fix) when it is not a directory, cannot be
-    created or cannot be written to.
-    """
-    try:
-        if output_dir.exists() and not output_dir.is_dir():
-            raise UsageError(
-                f"--output {output_dir}: exists and is not a directory. "
-                "Fix: choose a directory (it is created if missing)"
-            )
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(
-            f"--output {output_dir}: cannot be created ({_reason(exc)}). "
-            "Fix: choose a directory you can write to"
-        ) from None
-    _check_writable(output_dir)
-    _remove_stale_temps(output_dir)
-
-
-def _check_writable(output_dir: Path) -> None:
-    """Create and remove a probe file: the only test that holds for every user
-    (root included), file system (read-only mounts) and access control scheme."""
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".rater-write-check.", dir=output_dir)
-    except OSError as exc:
-        raise UsageError(
-            f"--output {output_dir}: not writable ({_reason(exc)}). "
-            "Fix: choose a directory you can write to"
-        ) from None
-    os.close(handle)
-    Path(probe).unlink(missing_ok=True)
-
-
-def _remove_stale_temps(output_dir: Path) -> None:
-    """Delete ``.<output name>.<pid>.tmp`` files of runs that no longer exist."""
-    try:
-        entries = list(os.scandir(output_dir))
-    except OSError:
-        return
-    for entry in entries:
-        match = _TEMP_NAME.fullmatch(entry.name)
-        if match is None or not entry.is_file(follow_symlinks=False):
-            continue
-        if _process_alive(int(match["pid"])) and not _untouched_for_long(entry):
-            continue  # another run writing right now: leave it
-        try:
-            os.unlink(entry.path)
-            log.info("removed %s, left by an interrupted run", entry.path)
-        except OSError as exc:
-            log.warning("cannot remove %s (%s)", entry.path, _reason(exc))
-
-
-def _untouched_for_long(entry: os.DirEntry[str]) -> bool:
-    try:
-        modified = entry.stat(follow_symlinks=False).st_mtime
-    except OSError:
-        return False
-    return time.time() - modified > _STALE_TEMP_SECONDS
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # ours from an earlier call in this process, now stale
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return True  # exists, but belongs to another user
-    except (ProcessLookupError, OverflowError):
-        return False  # gone, or a number no process can have
-    return True
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror or type(exc).__name__
+def _pinned(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return frame.select(pl.col(c).cast(t) for c, t in schema.items())
 
 
 def _empty_rated(cdrs: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([cdrs, pl.DataFrame(schema=RATED_EXTRA_SCHEMA)], how="horizontal")
 
 
-def _write_atomically(output_dir: Path, frames: dict[str, pl.DataFrame]) -> None:
-    temps: dict[str, Path] = {}
-    try:
-        for name, frame in frames.items():
-            tmp = output_dir / f".{name}.{os.getpid()}.tmp"
-            temps[name] = tmp
-            frame.write_parquet(tmp, compression="zstd", statistics=True)
-        for name, tmp in temps.items():
-            os.replace(tmp, output_dir / name)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        reason = _reason(exc) if isinstance(exc, OSError) else str(exc).strip().split("\n")[0]
-        raise UsageError(
-            f"--output {output_dir}: writing the results failed ({reason}). "
-            "Fix: free some space or choose another directory you can write to"
-        ) from None
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
+def _parquet(frame: pl.DataFrame) -> Callable[[Path], None]:
+    return lambda path: frame.write_parquet(path, compression="zstd", statistics=True)
 
 
 def _summarize(
@@ -273,6 +211,7 @@ def _summarize(
     rated: pl.DataFrame,
     events: pl.DataFrame,
     balances: pl.DataFrame,
+    adjustments: pl.DataFrame,
 ) -> BatchSummary:
     counts = rated.group_by("status").len()
     by_status = {str(s): int(n) for s, n in counts.iter_rows()}
@@ -290,6 +229,7 @@ def _summarize(
         charges_by_currency=by_currency,
         events=events.height,
         prepaid_tenants=balances.height,
+        adjustments={str(s): int(n) for s, n in adjustments.group_by("status").len().iter_rows()},
     )
 
 

@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "rate-file",
         help="rate a CDR file (.csv, .parquet, .avro) into Parquet outputs",
-        description="Rate one CDR file and write rated.parquet, events.parquet and "
-        "balances.parquet into the output directory.",
+        description="Rate one CDR file and write rated.parquet, events.parquet, "
+        "balances.parquet and adjustments.parquet into the output directory.",
     )
     parser.add_argument(
         "--config",
@@ -47,6 +47,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="records rated per slice; the output does not depend on it "
         "(env RATER_RATE_FILE__BATCH_SIZE, default 100000)",
     )
+    parser.add_argument(
+        "--adjustments",
+        type=Path,
+        metavar="FILE",
+        help="balance adjustments (top-ups, refunds, charges; .csv or .parquet) applied "
+        "among the CDR charges, as the streaming job applies them",
+    )
     parser.set_defaults(func=_handle)
 
 
@@ -66,6 +73,7 @@ def _handle(args: argparse.Namespace) -> int:
         given.output,
         batch_size=given.batch_size,
         progress=sys.stderr.isatty(),
+        adjustments_path=args.adjustments,
     )
     for line in summary.lines():
         print(line)

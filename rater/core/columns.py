@@ -81,7 +81,7 @@ ADJUSTMENT_SCHEMA: dict[str, pl.DataType] = {
 
 # Columns the core appends to every adjustment it was given.
 ADJUSTMENT_EXTRA_SCHEMA: dict[str, pl.DataType] = {
-    "status": pl.String(),  # applied | duplicate | ignored
+    "status": pl.String(),  # applied | pending | duplicate | ignored
     "balance_after_micros": pl.Int64(),  # prepaid: the balance after it; else null
 }
 

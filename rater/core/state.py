@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from rater.core.columns import ADJUSTMENT_SCHEMA
+
 __all__ = [
-    "ADJUSTMENT_SCHEMA",
+    "ADJUSTMENT_STATE_SCHEMA",
     "ALLOWANCE_SCHEMA",
     "BALANCE_STATE_SCHEMA",
     "CLOCK_SKEW_US",
@@ -29,6 +31,7 @@ __all__ = [
     "advance_watermark",
 ]
 
+_KEY = ("tenant_id", "adjustment_id")
 # Rule 2: the dedupe watermark is the newest rating time seen, but never more than this
 # ahead of the wall clock, so that no record, however far in the future, can push it on.
 CLOCK_SKEW_US = 86_400_000_000
@@ -48,9 +51,17 @@ SEEN_SCHEMA: dict[str, pl.DataType] = {
     "cdr_id": pl.String(),
     "seen_time": pl.Datetime("us", "UTC"),
 }
-ADJUSTMENT_SCHEMA: dict[str, pl.DataType] = {
+# Adjustments seen: applied ones (so that a resent one is applied once; only the key is
+# kept) and pending ones (consumed, waiting for their place among the CDR debits: the
+# whole adjustment is kept, with where it was read from).
+ADJUSTMENT_STATE_SCHEMA: dict[str, pl.DataType] = {
     "tenant_id": pl.String(),
     "adjustment_id": pl.String(),  # a top-up's topup_id
+    "pending": pl.Boolean(),
+    **{name: dtype for name, dtype in ADJUSTMENT_SCHEMA.items() if name not in _KEY},
+    "source_topic": pl.String(),
+    "source_partition": pl.Int32(),
+    "source_offset": pl.Int64(),
 }
 _FRAMES = ("balances", "allowances", "seen", "adjustments")
 _KEYS = {
@@ -63,7 +74,7 @@ _SCHEMAS = {
     "balances": BALANCE_STATE_SCHEMA,
     "allowances": ALLOWANCE_SCHEMA,
     "seen": SEEN_SCHEMA,
-    "adjustments": ADJUSTMENT_SCHEMA,
+    "adjustments": ADJUSTMENT_STATE_SCHEMA,
 }
 
 
@@ -83,8 +94,9 @@ class RatingState:
     - ``balances``: tenant_id, balance_micros (absent = the tenant's opening balance);
     - ``allowances``: tenant_id, period ("YYYY-MM"), allowance_index, used;
     - ``seen``: tenant_id, cdr_id, seen_time (the rating time of the first valid record);
-    - ``adjustments``: tenant_id, adjustment_id: balance adjustments (top-ups) applied,
-      so that a resent one is applied once;
+    - ``adjustments``: tenant_id, adjustment_id, pending: balance adjustments applied (so
+      that a resent one is applied once), and those consumed but still waiting for their
+      place among the CDR debits (``pending``, with all their columns);
     - ``watermarks``: input partition -> rule 2's dedupe watermark in microseconds
       (streaming only; a file has none).
 
@@ -164,6 +176,10 @@ class RatingState:
         frames["seen"] = self.seen.filter(~tenants | (pl.col("seen_time") >= cutoff))
         return RatingState(**frames, watermarks=self.watermarks)
 
+    def pending_adjustments(self) -> pl.DataFrame:
+        """The adjustments consumed but not applied yet (ADJUSTMENT_STATE_SCHEMA)."""
+        return self.adjustments.filter(pl.col("pending").fill_null(False))
+
     def tenant_ids(self) -> list[str]:
         """Every tenant with a row in the state."""
         ids = pl.concat([getattr(self, name).get_column("tenant_id") for name in _FRAMES])
@@ -207,7 +223,12 @@ def _empty(name: str) -> pl.DataFrame:
 
 
 def _conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    return frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
+    """``frame`` in ``schema``'s columns and dtypes; a column it lacks (written by an
+    older version) is null."""
+    return frame.select(
+        (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
+        for name, dtype in schema.items()
+    )
 
 
 def _upsert(base: pl.DataFrame, delta: pl.DataFrame, name: str, *, sort: bool) -> pl.DataFrame:

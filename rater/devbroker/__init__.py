@@ -10,6 +10,8 @@ the benchmarks and ``rater broker start|stop|status`` (:mod:`rater.cli.broker`) 
 - :mod:`rater.devbroker.state`: the pid and state files that let another process find and
   stop a broker;
 - :mod:`rater.devbroker.process`: free ports, process liveness, stopping a process group.
+- :mod:`rater.devbroker.registry`: :class:`~rater.devbroker.registry.LocalRegistry`, a real
+  Confluent-compatible schema registry (Apicurio, built once by Maven from registry-pom.xml).
 """
 
 from __future__ import annotations

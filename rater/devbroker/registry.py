@@ -133,10 +133,12 @@ class LocalRegistry:
         while True:
             if self._proc is None or self._proc.poll() is not None:
                 raise BrokerError(f"the schema registry exited during startup; see {self.log_file}")
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                with urllib.request.urlopen(f"{self.url}/subjects", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(f"{self.url}/subjects", timeout=2) as resp,
+            ):
+                if resp.status == 200:
+                    return
             if time.monotonic() > deadline:
                 raise BrokerError(
                     f"the schema registry did not answer within {self.startup_timeout_s:.0f}s; "

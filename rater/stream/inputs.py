@@ -24,6 +24,9 @@ class InputBatch:
     first: dict[tuple[str, int], int] = field(default_factory=dict)
     last: dict[tuple[str, int], int] = field(default_factory=dict)
     received_at: float = 0.0  # monotonic time of the first message
+    # The input is complete (the job stops because it is idle): an adjustment still
+    # waiting for a CDR at or after its time applies after the batch's CDRs.
+    settle: bool = False
 
     def __len__(self) -> int:
         return len(self.cdrs) + len(self.adjustments)

@@ -117,7 +117,7 @@ class RaterJob:
     def commit_batch(self, batch: InputBatch, token: str | None = None) -> BatchOutput:
         """Rate one batch and make its effects visible exactly once.
 
-        1. rate: decode, apply top-ups, rate CDRs against the held state (not adopted yet).
+        1. rate: decode, rate CDRs and place adjustments against the held state (not adopted).
         2. write sinks: the batch's Parquet files are staged under ``token``, invisible to
            readers, by a background thread while 3 and 4 run; complete before 5.
         3. produce: rated records, balance events, dead letters and the state changelog
@@ -139,7 +139,8 @@ class RaterJob:
                 self.txn.produce(out.blocks)
             with _stage("send_offsets"):  # 4
                 offsets = [TopicPartition(t, p, last + 1) for (t, p), last in batch.last.items()]
-                self.txn.send_offsets(offsets, self.consumer.consumer_group_metadata())
+                if offsets:  # none when the batch only applies adjustments that waited
+                    self.txn.send_offsets(offsets, self.consumer.consumer_group_metadata())
         finally:
             with _stage("sinks"):  # never leave a file being written behind this function
                 futures.wait([staged])
@@ -262,10 +263,17 @@ class RaterJob:
                 idle = time.monotonic() - self._idle_since
                 if s.stream.idle_exit_s and self.meta and idle > s.stream.idle_exit_s:
                     log.info("input idle for %.1fs: stopping", s.stream.idle_exit_s)
+                    self._settle()
                     self._stopping = True
                 continue
             self._idle_since = time.monotonic()
             self._process(batch)
+
+    def _settle(self) -> None:
+        """The input is complete: adjustments still waiting for a CDR at or after their
+        time apply now, after every CDR rated (a batch without input)."""
+        if self.held.pending_adjustments().height:
+            self._process(InputBatch(settle=True))
 
     def _process(self, batch: InputBatch) -> None:
         metrics.BATCH_RECORDS.observe(len(batch))

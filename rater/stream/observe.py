@@ -10,6 +10,7 @@ partition number only, and a partition's series goes when the partition does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterable
@@ -97,10 +98,8 @@ def forget_lag(topic_partitions: Iterable[tuple[str, int]]) -> None:
 
 def _remove_lag(series: tuple[str, str]) -> None:
     _lag_series.discard(series)
-    try:
+    with contextlib.suppress(KeyError):  # never set, or already removed
         metrics.CONSUMER_LAG.remove(*series)
-    except KeyError:
-        pass
 
 
 def batch_committed(held: RatingState) -> None:

@@ -86,8 +86,21 @@ def rate_messages(
 ) -> BatchOutput:
     # Adjustments and CDRs together: each adjustment is placed among the batch's CDR
     # debits by its time (rater.core.rating.adjustments).
+    # An adjustment with no place among the batch's CDRs waits in the state for a later
+    # CDR of its tenant at or after its time, unless the input is complete (``settle``):
+    # then it applies after them. Only the batch's last part settles, so a batch cut in
+    # parts places everything as a whole one would.
     items = [*batch.adjustments, *batch.cdrs]
-    parts, state = _isolated(items, lambda msgs, st: _rate_part(ctx, msgs, st), held, _failed)
+
+    def rate(msgs: Sequence[Any], st: RatingState) -> tuple[_Part, RatingState]:
+        settle = batch.settle and (not msgs or msgs[-1] is items[-1])
+        return _rate_part(ctx, msgs, st, settle=settle)
+
+    if items:
+        parts, state = _isolated(items, rate, held, _failed)
+    else:  # nothing consumed: the input is complete, what waits in the state applies
+        part, state = rate([], held)
+        parts = [part]
     _refuse_systemic_failure(parts, len(items))
     rated = _concat([p.rated for p in parts])
     events = _concat([p.events for p in parts])
@@ -99,7 +112,7 @@ def rate_messages(
     log_write = changelog_write(
         held=state,
         delta=delta,
-        touched=_entry_ids(ctx, batch),
+        touched=_entry_ids(ctx, batch, adjustments),
         meta=meta,
         partitioner=ctx.partitioner,
         token=ctx.token,
@@ -114,7 +127,7 @@ def rate_messages(
         blocks=[],
         rated_sinks=sink_batches(offsets, rated, generations),
         event_sinks=sink_batches(offsets, events, generations),
-        adjustment_sinks=sink_batches(offsets, applied, generations),
+        adjustment_sinks=sink_batches(_own_offsets(applied), applied, generations),
         held=log_write.held,
         live_keys=log_write.live_keys,
         snapshotted=log_write.snapshotted,
@@ -175,7 +188,7 @@ def _refuse_systemic_failure(parts: list[_Part], messages: int) -> None:
 
 
 def _rate_part(
-    ctx: RatingContext, msgs: Sequence[Any], state: RatingState
+    ctx: RatingContext, msgs: Sequence[Any], state: RatingState, *, settle: bool
 ) -> tuple[_Part, RatingState]:
     """CDRs and adjustments: decoded, checked against their partition, rated together."""
     settings = ctx.settings
@@ -184,7 +197,7 @@ def _rate_part(
     part = _Part()
     frame, rows, bodies = _cdr_frame(ctx, cdr_msgs, part)
     adjustments = _adjustment_frame(ctx, adj_msgs, part)
-    result = rate_batch(ctx.tariff, frame, state, adjustments=adjustments)
+    result = rate_batch(ctx.tariff, frame, state, adjustments=adjustments, settle=settle)
     part.rated, part.delta, part.adjustments = result.rated, result.delta, result.adjustments
     part.events = _events_with_source(result.events, result.rated, result.adjustments)
     part.rated_values = messages.encode_rated(settings, result.rated, bodies)
@@ -289,15 +302,35 @@ def _watermarks(
     return out
 
 
-def _entry_ids(ctx: RatingContext, batch: InputBatch) -> dict[int, str]:
-    """Per partition touched: its first offset in each input topic (unique per committed
-    batch of the partition), the id of its changelog entry."""
+def _entry_ids(
+    ctx: RatingContext, batch: InputBatch, adjustments: pl.DataFrame | None
+) -> dict[int, str]:
+    """Per partition whose state the batch changed: the id of its changelog entry, unique
+    per committed batch of the partition. A partition with input in the batch: its first
+    offset in each input topic. One whose waiting adjustments alone were applied: the
+    attempt's token."""
     topics = ctx.settings.topics
     inputs = ((topics.cdrs, "c"), (topics.topups, "t"), (topics.adjustments, "a"))
-    return {
+    ids = {
         p: ".".join(f"{tag}{batch.first.get((topic, p), -1)}" for topic, tag in inputs)
         for (_, p) in batch.first
     }
+    if adjustments is not None:
+        settled = adjustments.filter(pl.col("status") == "applied")
+        for p in settled.get_column("source_partition").unique().to_list():
+            ids.setdefault(p, "x" + ctx.token.rsplit("-", 1)[-1])
+    return ids
+
+
+def _own_offsets(frame: pl.DataFrame | None) -> dict[tuple[str, int], tuple[int, int]]:
+    """(topic, partition) -> (first, last) offsets of the rows themselves: the adjustments
+    applied in a batch can have been read in an earlier one."""
+    if frame is None or frame.height == 0:
+        return {}
+    spans = frame.group_by("source_topic", "source_partition").agg(
+        pl.col("source_offset").min().alias("first"), pl.col("source_offset").max().alias("last")
+    )
+    return {(t, p): (first, last) for t, p, first, last in spans.iter_rows()}
 
 
 # --------------------------------------------------------------------------- outputs
@@ -317,9 +350,10 @@ def _tally(
     counts["dead_lettered"] += sum(
         1 for p in parts for m, _ in p.dead if (m.topic(), m.partition(), m.offset()) in cdr_topic
     )
-    if adjustments is not None:
+    if adjustments is not None:  # outcomes once final; waiting ones are counted when applied
         for status, n in adjustments.group_by("status").len().iter_rows():
-            counts[f"adjustment_{status}"] += n
+            if status != "pending":
+                counts[f"adjustment_{status}"] += n
     if rated is not None:
         count_statuses(out, rated)
     if events is not None:

@@ -26,7 +26,15 @@ from rater import wire
 from rater.errors import ConfigError, TransientError
 from rater.settings import Settings
 
-__all__ = ["Registry", "decode_cdr_values", "framing", "prepare", "reader_layout", "registry_for"]
+__all__ = [
+    "Registry",
+    "decode_cdr_values",
+    "framing",
+    "output_subject",
+    "prepare",
+    "reader_layout",
+    "registry_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +53,27 @@ class Registry:
             client = SchemaRegistryClient({"url": url})
         self.url = url
         self.client = client
-        self.output_ids: dict[str, int] = {}
+        self.output_ids: dict[str, int] = {}  # subject -> id
         self._writers: dict[int, wire.Writer] = {}
         self._lock = threading.Lock()
 
     def register_outputs(self, settings: Settings) -> dict[str, int]:
-        """Register the output schemas under ``<topic>-value``; their ids."""
+        """Register the output schemas under ``<topic>-value``; their ids, by subject."""
         from confluent_kafka.schema_registry import Schema, SchemaRegistryError
 
-        for name, topic_field in _OUTPUTS.items():
-            subject = f"{getattr(settings.topics, topic_field)}-value"
+        for name in _OUTPUTS:
+            subject = output_subject(settings, name)
             text = wire.raw_schema(name)
             try:
-                self.output_ids[name] = self.client.register_schema(subject, Schema(text, "AVRO"))
+                self.output_ids[subject] = self.client.register_schema(
+                    subject, Schema(text, "AVRO")
+                )
             except SchemaRegistryError as exc:
                 if exc.http_status_code in (409, 422):
                     raise ConfigError(
                         f"schema registry {self.url}",
                         "RATER_KAFKA__SCHEMA_REGISTRY_URL",
-                        f"refused schemas/{name}.avsc under {subject} ({exc.error_message})",
+                        f"refused schemas/{name}.avsc under {subject} ({_brief(exc.error_message)})",
                         "make the subject's compatibility accept it, or use another topic",
                     ) from None
                 raise TransientError(f"schema registry {self.url}: {exc}") from exc
@@ -98,6 +108,17 @@ class Registry:
         return writer
 
 
+def _brief(text: object, limit: int = 160) -> str:
+    """A registry's error message on one short line (Apicurio's include whole schemas)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def output_subject(settings: Settings, name: str) -> str:
+    """The subject of output schema ``name``: ``<its topic>-value``."""
+    return f"{getattr(settings.topics, _OUTPUTS[name])}-value"
+
+
 _registries: dict[str, Registry] = {}
 _registries_lock = threading.Lock()
 
@@ -126,9 +147,10 @@ def framing(settings: Settings, name: str) -> tuple[bool, int | None]:
     registry = registry_for(settings)
     if registry is not None:
         if name in _OUTPUTS:
-            if name not in registry.output_ids:
+            subject = output_subject(settings, name)
+            if subject not in registry.output_ids:
                 registry.register_outputs(settings)
-            return True, registry.output_ids[name]
+            return True, registry.output_ids[subject]
         return True, None
     if settings.kafka.confluent_framing:
         return True, settings.kafka.schema_ids.get(name)

@@ -27,6 +27,8 @@ __all__ = ["parse_billing_fields"]
 
 _DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
 _PRODUCT_TYPES = ("fee", "seat", "one_time")
+# A product's price, times the largest quantity (1000000), stays within an int64 of micros.
+_MAX_PRICE = Decimal(1_000_000)
 _PRODUCT_FIX = (
     'write {id: ..., name: ..., type: fee|seat|one_time, price: "12.50"} '
     "(and included: N for a seat)"
@@ -87,14 +89,20 @@ def _product(raw: Any, file: str, where: str) -> Product:
     if kind not in _PRODUCT_TYPES:
         raise ConfigError(file, line, f"{what}: type {shown(kind)}", "use fee, seat or one_time")
     price = _decimal(raw.get("price"))
-    if price is None:
+    if price is None or price > _MAX_PRICE:
         raise ConfigError(
-            file, line, f"{what}: price {shown(raw.get('price'))}", 'write a decimal, e.g. "49.00"'
+            file,
+            line,
+            f"{what}: price {shown(raw.get('price'))}",
+            'write a decimal from 0 to 1000000 with at most 6 decimals, e.g. "49.00"',
         )
     included = raw.get("included", 0)
-    if isinstance(included, bool) or not isinstance(included, int) or included < 0:
+    if isinstance(included, bool) or not isinstance(included, int) or not 0 <= included <= 10**6:
         raise ConfigError(
-            file, line, f"{what}: included {shown(included)}", "write a whole number >= 0"
+            file,
+            line,
+            f"{what}: included {shown(included)}",
+            "write a whole number from 0 to 1000000",
         )
     if included and kind != "seat":
         raise ConfigError(file, line, f"{what}: only a seat has included units", "remove included")

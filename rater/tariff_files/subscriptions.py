@@ -14,6 +14,7 @@ charges, validated with the line of every problem.
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import groupby
 from pathlib import Path
 
 from rater.core.rating import VALID_FROM_US, VALID_UNTIL_US
@@ -125,20 +126,23 @@ def _time(text: str, line: int, file: str) -> int:
 
 
 def _check_removals(changes: list[SubscriptionChange], file: str) -> None:
-    """No change leaves fewer than 0 seats active (changes at one instant count together)."""
+    """No instant leaves fewer than 0 seats active (changes at one instant count together)."""
     active: dict[tuple[str, str], int] = defaultdict(int)
-    for i, change in enumerate(changes):
-        key = (change.tenant_id, change.product_id)
-        if change.change == "add":
-            active[key] += change.quantity
-        elif change.change == "remove":
-            active[key] -= change.quantity
-        last_at_instant = i + 1 == len(changes) or changes[i + 1].at_us != change.at_us
-        if change.change == "remove" and last_at_instant and active[key] < 0:
-            raise ConfigError(
-                file,
-                change.line,
-                f"removes {change.quantity} {change.product_id} of tenant "
-                f"{label(change.tenant_id)}: only {active[key] + change.quantity} active then",
-                "remove at most the seats added before this change",
-            )
+    for _, group in groupby(changes, key=lambda c: c.at_us):
+        at_instant = list(group)
+        for change in at_instant:
+            key = (change.tenant_id, change.product_id)
+            if change.change == "add":
+                active[key] += change.quantity
+            elif change.change == "remove":
+                active[key] -= change.quantity
+        for change in at_instant:
+            key = (change.tenant_id, change.product_id)
+            if change.change == "remove" and active[key] < 0:
+                raise ConfigError(
+                    file,
+                    change.line,
+                    f"removes {change.quantity} {change.product_id} of tenant "
+                    f"{label(change.tenant_id)}: that leaves {active[key]} active",
+                    "remove at most the seats added before this change",
+                )

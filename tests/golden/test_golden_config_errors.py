@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -285,12 +289,35 @@ def test_a_file_that_cannot_be_read(tmp_path: Path, capfd: pytest.CaptureFixture
     _assert_one_line_error(rc, lines, "tenants.csv: cannot be read (Too many levels")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_a_file_without_read_permission(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    tariff = _good_tariff(tmp_path)
-    (tariff / "rates.csv").chmod(0)
-    rc, lines = _rate_file(tmp_path, tariff, capfd)
-    _assert_one_line_error(rc, lines, "rates.csv: cannot be read (Permission denied)")
+    # Root reads whatever the mode: as root, the load runs with the effective user nobody
+    # (the real user stays root, so the test can switch back).
+    shared = Path(tempfile.mkdtemp(prefix="rater-unreadable-"))
+    shared.chmod(0o755)
+    try:
+        tariff = _good_tariff(shared)
+        (tariff / "rates.csv").chmod(0)
+        load_tariff(_good_tariff(tmp_path))  # every module the load needs is imported now
+        with _as_nobody(), pytest.raises(ConfigError) as err:
+            load_tariff(tariff)
+        assert "rates.csv: cannot be read (Permission denied)" in str(err.value)
+        assert "Fix:" in str(err.value) and "\n" not in str(err.value)
+    finally:
+        shutil.rmtree(shared)
+
+
+@contextlib.contextmanager
+def _as_nobody() -> Iterator[None]:
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
 
 
 def test_a_tariff_path_that_is_a_file(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

@@ -34,7 +34,7 @@ c5,t1,,,ring_through,inbound,+447700900123,+33100000000,2026-03-02T10:00:00Z,,20
 """
 
 
-def test_rate_file_writes_the_three_outputs(tmp_path: Path) -> None:
+def test_rate_file_writes_its_outputs(tmp_path: Path) -> None:
     rates = [
         row("p", prefix="33", band="peak", price="0.12", first=30, inc=6, connect="0.05"),
         row("p", prefix="33", band="any", price="0.06", first=30, inc=6),
@@ -89,7 +89,9 @@ def test_rate_file_writes_the_three_outputs(tmp_path: Path) -> None:
     assert summary.charges_by_currency == {"EUR": 357_300}
     assert summary.events == 1
     assert sorted(p.name for p in out.iterdir()) == [
+        "adjustments.parquet",  # empty: no --adjustments
         "balances.parquet",
         "events.parquet",
         "rated.parquet",
     ]
+    assert pl.read_parquet(out / "adjustments.parquet").height == 0

@@ -17,6 +17,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from rater import wire
 from rater.core.columns import CDR_SCHEMA
+from rater.errors import ConfigError
 from rater.simulate import generate_cdrs
 from rater.stream.job import RaterJob
 from rater.tariff_files import load_tariff
@@ -43,7 +44,9 @@ def _v2_text() -> str:
 def _v2_value(record: dict[str, Any], schema_id: int, i: int) -> bytes:
     out = io.BytesIO()
     schema = fastavro.parse_schema(json.loads(_v2_text()))
-    fastavro.schemaless_writer(out, schema, {**record, "trunk_group": f"tg{i % 3}", "codec": "opus"})
+    fastavro.schemaless_writer(
+        out, schema, {**record, "trunk_group": f"tg{i % 3}", "codec": "opus"}
+    )
     return wire.frame_message(out.getvalue(), schema_id)
 
 
@@ -58,7 +61,12 @@ def test_writer_schemas_come_from_the_registry_and_output_ids_too(
     v2 = client.register_schema(subject, Schema(_v2_text(), "AVRO"))
     other = client.register_schema(
         f"{env.name}-other-value",
-        Schema(json.dumps({"type": "record", "name": "Other", "fields": [{"name": "x", "type": "long"}]}), "AVRO"),
+        Schema(
+            json.dumps(
+                {"type": "record", "name": "Other", "fields": [{"name": "x", "type": "long"}]}
+            ),
+            "AVRO",
+        ),
     )
     assert len({v1, v2, other}) == 3
 
@@ -86,7 +94,9 @@ def test_writer_schemas_come_from_the_registry_and_output_ids_too(
     assert c["consumed"] == 602 and c["dead_lettered"] == 2
     assert c["rated"] + c["unrated"] + c["duplicate"] + c["invalid"] == 600
     dlq = read_topic(kafka_bootstrap, env.topic("dlq"))
-    reasons = sorted(dict(m.headers())["rater.reason"].decode() for m in dlq if m.value() in {v for _, v in bad})
+    reasons = sorted(
+        dict(m.headers())["rater.reason"].decode() for m in dlq if m.value() in {v for _, v in bad}
+    )
     assert reasons == ["incompatible_schema", "unknown_schema_id"]
 
     # The output's schemas were registered under <topic>-value; its frames carry their ids.
@@ -101,3 +111,25 @@ def test_writer_schemas_come_from_the_registry_and_output_ids_too(
     got = pl.DataFrame([{"cdr_id": r["cdr_id"], "caller": r["caller"]} for r in records])
     want = frame.select("cdr_id", "caller")
     assert got.sort("cdr_id").equals(want.sort("cdr_id"))  # v1 and v2 CDRs alike, every field read
+
+
+def test_a_registry_refusing_the_output_schema_stops_the_rater_with_one_line(
+    kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path
+) -> None:
+    env = StreamEnv(kafka_bootstrap, f"r{uuid.uuid4().hex[:8]}", tmp_path / "out")
+    create_topics(env)
+    client = SchemaRegistryClient({"url": schema_registry_url})
+    subject = f"{env.topic('rated')}-value"
+    older = {
+        "type": "record",
+        "name": "RatedUsage",
+        "namespace": "rater",
+        "fields": [{"name": "a", "type": "long"}],
+    }
+    client.register_schema(subject, Schema(json.dumps(older), "AVRO"))
+    client.set_compatibility(subject_name=subject, level="BACKWARD")
+    settings = env.settings(RATER_KAFKA__SCHEMA_REGISTRY_URL=schema_registry_url)
+    with pytest.raises(ConfigError) as info:
+        RaterJob(settings, load_tariff(EXAMPLE_CONFIG), "a").run(handle_signals=False)
+    line = str(info.value)
+    assert "\n" not in line and subject in line and "RATER_KAFKA__SCHEMA_REGISTRY_URL" in line

@@ -6,9 +6,11 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +56,16 @@ def _cdrs(count: int, seed: int) -> pl.DataFrame:
     return generate_cdrs(EXAMPLE_CONFIG, count=count, seed=seed, duplicate_fraction=0.02)
 
 
-def _reference(frame: pl.DataFrame, tmp_path: Path) -> dict[str, pl.DataFrame]:
+def _reference(
+    frame: pl.DataFrame, tmp_path: Path, adjustments: Path | None = None
+) -> dict[str, pl.DataFrame]:
     """What `rater rate-file` makes of the same records in the same order."""
     src = tmp_path / "input.parquet"
     frame.select(list(CDR_SCHEMA)).write_parquet(src)
     out = tmp_path / "reference"
-    rate_file(EXAMPLE_CONFIG, src, out)
-    return {n: pl.read_parquet(out / f"{n}.parquet") for n in ("rated", "events", "balances")}
+    rate_file(EXAMPLE_CONFIG, src, out, adjustments_path=adjustments)
+    names = ("rated", "events", "balances", "adjustments")
+    return {n: pl.read_parquet(out / f"{n}.parquet") for n in names}
 
 
 def _canonical(rated: pl.DataFrame, like: pl.DataFrame) -> pl.DataFrame:
@@ -87,9 +92,9 @@ def _stream_balances(env: StreamEnv) -> pl.DataFrame:
 
 
 def _assert_exactly_once(
-    env: StreamEnv, published: pl.DataFrame, tmp_path: Path
+    env: StreamEnv, published: pl.DataFrame, tmp_path: Path, adjustments: Path | None = None
 ) -> dict[str, pl.DataFrame]:
-    ref = _reference(published, tmp_path)
+    ref = _reference(published, tmp_path, adjustments)
     messages = read_topic(env.bootstrap, env.topic("rated"))
     rated = rated_frame(messages)
     offsets = rated.select("source_partition", "source_offset")
@@ -164,6 +169,83 @@ def test_run_gives_the_same_output_as_rate_file(stream_env: StreamEnv, tmp_path:
     assert micros == ref.get_column("charge_micros").sum()
 
 
+def _adjustment_records(published: pl.DataFrame, count: int, seed: int) -> list[dict[str, Any]]:
+    """Top-ups, refunds and charges of the prepaid tenants over the traffic's time span."""
+    rng = random.Random(seed)
+    first, last = published["start_time"].min(), published["start_time"].max()
+    span = int((last - first).total_seconds())  # type: ignore[operator]
+    records = []
+    for i in range(count):
+        kind = rng.choice(["topup", "topup", "refund", "charge"])
+        records.append(
+            {
+                "tenant_id": rng.choice(["globex", "tinyco", "wayne", "umbrella", "stark"]),
+                "adjustment_id": f"adj-{i}",
+                "kind": kind,
+                "amount": f"{rng.randint(1, 300)}.{rng.randint(0, 99):02d}",
+                "time": first + timedelta(seconds=rng.randint(-600, span + 600)),
+                "source": "manual" if kind == "topup" else None,
+                "reason": "goodwill" if kind == "refund" else None,
+                "product_id": "did" if kind == "charge" else None,
+                "line_type": "recurring" if kind == "charge" else None,
+            }
+        )
+    return records
+
+
+def _publish_adjustments(env: StreamEnv, records: list[dict[str, Any]]) -> None:
+    """Top-ups alternately on the top-ups topic (their own schema) and the adjustments
+    topic; the rest on the adjustments topic; a few sent twice."""
+    topups, others = [], []
+    for i, rec in enumerate(records + records[:5]):
+        key = rec["tenant_id"].encode()
+        if rec["kind"] == "topup" and i % 2:
+            topup = {k: rec[k] for k in ("tenant_id", "amount", "source", "time")}
+            topups.append((key, wire.encode_topup({**topup, "topup_id": rec["adjustment_id"]})))
+        else:
+            others.append((key, wire.encode_adjustment(rec)))
+    publish(env.bootstrap, env.topic("topups"), topups)
+    publish(env.bootstrap, env.topic("adjustments"), others)
+
+
+def _adjustments_file(records: list[dict[str, Any]], path: Path) -> Path:
+    pl.DataFrame(
+        [{**r, "time": r["time"].isoformat()} for r in records], infer_schema_length=None
+    ).write_csv(path)
+    return path
+
+
+def test_adjustments_apply_as_rate_file_applies_them(stream_env: StreamEnv, tmp_path: Path) -> None:
+    """Adjustments consumed before the CDRs they fall among: the stream places each one
+    just as `rate-file --adjustments` does over the whole file."""
+    published = _cdrs(6_000, seed=13)
+    records = _adjustment_records(published, 40, seed=13)
+    _publish_adjustments(stream_env, records)
+    tariff = load_tariff(EXAMPLE_CONFIG)
+    first = RaterJob(stream_env.settings(), tariff, "a")  # no idle exit: nothing settles
+    runner = threading.Thread(target=first.run, kwargs={"handle_signals": False})
+    runner.start()
+    _wait_for(lambda: first.summary.batches >= 1, 120, "the adjustments batch to commit")
+    first.stop()
+    runner.join(120)
+    assert first.summary.counts["adjustment_applied"] == 0, "all wait for their CDRs"
+    publish(stream_env.bootstrap, stream_env.topic("cdrs"), cdr_items(published))
+    settings = stream_env.settings(
+        RATER_STREAM__IDLE_EXIT_S="3", RATER_STREAM__BATCH_MAX_RECORDS="700"
+    )
+    RaterJob(settings, tariff, "a").run(handle_signals=False)
+
+    ref = _assert_exactly_once(
+        stream_env, published, tmp_path, _adjustments_file(records, tmp_path / "adj.csv")
+    )
+    files = sorted((stream_env.out / "adjustments").glob("month=*/*.parquet"))
+    written = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+    keys = ["tenant_id", "adjustment_id", "kind", "amount_micros", "balance_after_micros"]
+    applied = ref["adjustments"].filter(pl.col("status") == "applied")
+    assert written.select(keys).sort(keys).equals(applied.select(keys).sort(keys))
+    assert ref["events"].filter(pl.col("cdr_id").str.starts_with("adj-")).height > 0
+
+
 def test_bad_input_is_dead_lettered_and_counts_add_up(
     stream_env: StreamEnv, tmp_path: Path
 ) -> None:
@@ -186,7 +268,7 @@ def test_bad_input_is_dead_lettered_and_counts_add_up(
     items = framed[:100] + bad[:3] + framed[100:200] + bad[3:] + framed[200:]
     publish(stream_env.bootstrap, stream_env.topic("cdrs"), items)
     settings = stream_env.settings(
-        RATER_STREAM__IDLE_EXIT_S="3", RATER_KAFKA__SCHEMA_REGISTRY_URL="http://registry.invalid"
+        RATER_STREAM__IDLE_EXIT_S="3", RATER_KAFKA__CONFLUENT_FRAMING="true"
     )
     summary = RaterJob(settings, load_tariff(EXAMPLE_CONFIG), "a").run(handle_signals=False)
 

@@ -7,7 +7,13 @@ package may import Polars and :mod:`rater.core` only.
 """
 
 from rater.core.rating.outcome import Outcome
-from rater.core.rating.pipeline import STAGES, RatingResult, apply_adjustments, rate_batch
+from rater.core.rating.pipeline import (
+    STAGES,
+    RatingResult,
+    adjustment_positions,
+    apply_adjustments,
+    rate_batch,
+)
 from rater.core.rating.prepaid import balances_frame
 from rater.core.rating.validate import (
     VALID_FROM_US,
@@ -23,6 +29,7 @@ __all__ = [
     "VALID_UNTIL_US",
     "Outcome",
     "RatingResult",
+    "adjustment_positions",
     "apply_adjustments",
     "balances_frame",
     "in_valid_range",

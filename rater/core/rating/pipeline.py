@@ -52,7 +52,11 @@ from rater.core.columns import (
     CDR_SCHEMA,
     RATED_EXTRA_SCHEMA,
 )
-from rater.core.rating.adjustments import placed_adjustments
+from rater.core.rating.adjustments import (
+    adjustments_delta,
+    first_row_at_or_after,
+    place_adjustments,
+)
 from rater.core.rating.allowances import draw_allowances
 from rater.core.rating.charges import charge_text, charges
 from rater.core.rating.clock import BatchClock, batch_clock
@@ -66,7 +70,13 @@ from rater.core.rating.validate import validate
 from rater.core.state import RatingState
 from rater.core.tariff import DIRECTIONS, Tariff
 
-__all__ = ["STAGES", "RatingResult", "apply_adjustments", "rate_batch"]
+__all__ = [
+    "STAGES",
+    "RatingResult",
+    "adjustment_positions",
+    "apply_adjustments",
+    "rate_batch",
+]
 
 STAGES = (
     "validate",
@@ -90,7 +100,8 @@ class RatingResult:
     ``state``: the state after the batch. ``delta``: only the state rows this batch
     added or changed (balances that moved, allowance use that grew, new dedupe keys,
     adjustments applied). ``adjustments``: every adjustment given, in the order given,
-    its columns unchanged, then ``status`` and ``balance_after_micros``.
+    its columns unchanged, then ``status`` and ``balance_after_micros``, preceded by the
+    adjustments that were pending in the state and applied in this batch.
     """
 
     rated: pl.DataFrame
@@ -110,11 +121,14 @@ def rate_batch(
     state: RatingState,
     *,
     adjustments: pl.DataFrame | None = None,
+    settle: bool = True,
     timings: dict[str, float] | None = None,
 ) -> RatingResult:
     """Rate ``cdrs`` (CDR_SCHEMA dtypes, extra columns carried through) against ``state``,
     with the balance ``adjustments`` (ADJUSTMENT_SCHEMA, extra columns carried through)
-    consumed with them placed among their debits (see rater.core.rating.adjustments).
+    consumed with them placed among their debits (see rater.core.rating.adjustments):
+    ``settle`` when no CDR is to come after the batch's (the end of a file, a drained
+    stream), else an adjustment with no place in the batch waits in the state.
 
     Nulls: hold_ms null = 0, segments null = 1. See the module docstring for the
     values of the output columns per status.
@@ -148,16 +162,16 @@ def rate_batch(
     with stage("charges"):
         w = w.with_columns(charges(tariff, w).alias("charge_micros"))
     with stage("prepaid"):
-        placed, statuses = placed_adjustments(tariff, given, state, w)
-        moved = debit_prepaid(tariff, tenants, cdrs, w, placed)
+        placement = place_adjustments(tariff, given, state, w, settle=settle)
+        moved = debit_prepaid(tariff, tenants, cdrs, w, placement.placed)
         balance_after, events, balances_delta, adjusted = moved
     with stage("output"):
         rated = cdrs.hstack(_output_columns(tariff, w, balance_after))
-        applied = _adjustments_out(given, statuses, adjusted)
+        applied = _adjustments_out(placement.candidates, adjusted)
         changed = RatingState.of(
             balances=balances_delta,
             allowances=allowances_delta,
-            adjustments=applied.filter(pl.col("status") == "applied"),
+            adjustments=adjustments_delta(placement.candidates),
         )
         delta, after = _new_state(state, cdrs, w, changed)
     return RatingResult(rated, events, after, delta, applied)
@@ -170,20 +184,30 @@ def apply_adjustments(
     return rate_batch(tariff, pl.DataFrame(schema=CDR_SCHEMA), state, adjustments=adjustments)
 
 
-def _adjustments_out(
-    given: pl.DataFrame, statuses: pl.Series, adjusted: pl.DataFrame
-) -> pl.DataFrame:
-    """The adjustments as given, with their status and the balance after each."""
-    after = (
-        pl.DataFrame({"_adj": pl.int_range(given.height, eager=True, dtype=pl.Int64)})
-        .join(
-            adjusted.select(pl.col("_adj").cast(pl.Int64), "balance_micros"), on="_adj", how="left"
-        )
-        .sort("_adj")
+def adjustment_positions(
+    tariff: Tariff, cdrs: pl.DataFrame, adjustments: pl.DataFrame
+) -> pl.Series:
+    """Where each adjustment falls among ``cdrs`` rated as one batch: the input position
+    of the first CDR of its tenant whose rating time is >= its time (``cdrs.height`` when
+    there is none, or its tenant is unknown). A file rated in slices hands each
+    adjustment to the slice holding that position, so slicing cannot move it."""
+    tenants = tenant_columns(tariff, RatingState.empty())
+    w = validate(tariff, cdrs, _tenant_of_rows(tariff, cdrs), tenants["_plan"])
+    moments = adjustments.select(
+        _tenant_of_rows(tariff, adjustments).cast(pl.Int64).alias("_tenant"),
+        pl.col("time").dt.epoch("us").alias("_time_us"),
     )
-    return given.with_columns(
-        statuses.alias("status"),
-        after.get_column("balance_micros").cast(pl.Int64).alias("balance_after_micros"),
+    return first_row_at_or_after(moments, w)
+
+
+def _adjustments_out(candidates: pl.DataFrame, adjusted: pl.DataFrame) -> pl.DataFrame:
+    """The adjustments given (in the order given; pending ones included) and the pending
+    ones of the state applied now (first), with their status and the balance after each."""
+    after = adjusted.select(pl.col("_adj").cast(pl.UInt32), "balance_micros")
+    out = candidates.join(after, on="_adj", how="left", maintain_order="left")
+    return out.filter(~pl.col("_held") | (pl.col("status") == "applied")).select(
+        pl.exclude("_adj", "_held", "balance_micros"),
+        pl.col("balance_micros").cast(pl.Int64).alias("balance_after_micros"),
     )
 
 

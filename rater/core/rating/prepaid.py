@@ -130,7 +130,11 @@ def _events(
         how="left",
         maintain_order="left",
     )
-    cdr_id = pl.lit(cdrs["cdr_id"]).gather(pl.col("_row").fill_null(0))
+    cdr_id = (  # gather cannot index an empty series, even where the row is null
+        pl.lit(cdrs["cdr_id"]).gather(pl.col("_row").fill_null(0))
+        if cdrs.height
+        else pl.lit(None, dtype=pl.String)
+    )
     columns = [
         pl.lit(tenants["tenant_id"]).gather(t).alias("tenant_id"),
         pl.when(pl.col("_row").is_not_null())

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import fastavro
@@ -357,17 +360,31 @@ def test_output_that_is_not_writable(
     assert "Fix: choose a directory you can write to" in lines[0]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes whatever the mode")
 def test_output_without_write_permission(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o500)
-    try:
+    with _unwritable(locked):
         rc, lines = _rate_to(locked, tmp_path, capfd)
-    finally:
-        locked.chmod(0o700)
     assert rc == 2 and len(lines) == 1
-    assert "not writable (Permission denied)" in lines[0]
+    assert "not writable (" in lines[0] and "Fix: choose a directory you can write to" in lines[0]
+
+
+@contextlib.contextmanager
+def _unwritable(directory: Path) -> Iterator[None]:
+    """No new file in ``directory``: mode 0500, or for root (whom modes do not stop) the
+    immutable attribute."""
+    root = os.geteuid() == 0
+    if root:
+        subprocess.run(["chattr", "+i", str(directory)], check=True)
+    else:
+        directory.chmod(0o500)
+    try:
+        assert not _can_create_in(directory)
+        yield
+    finally:
+        if root:
+            subprocess.run(["chattr", "-i", str(directory)], check=True)
+        directory.chmod(0o700)
 
 
 def _can_create_in(directory: Path) -> bool:

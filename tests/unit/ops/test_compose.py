@@ -39,7 +39,9 @@ def _dockerfile_env() -> dict[str, str]:
 
 
 def _container_port(service: dict[str, Any], host_port: str | None = None) -> list[str]:
-    return [p.split(":")[-1] for p in service.get("ports", []) if host_port in (None, p.split(":")[0])]
+    return [
+        p.split(":")[-1] for p in service.get("ports", []) if host_port in (None, p.split(":")[0])
+    ]
 
 
 def test_every_rater_variable_is_a_setting_and_the_settings_load(
@@ -79,7 +81,9 @@ def test_ports_line_up() -> None:
     assert str(registry.port) in _container_port(services[str(registry.hostname)])
     assert registry.path == "/apis/ccompat/v6"
     # Grafana's datasource is the Prometheus service.
-    ds = yaml.safe_load((REPO / "config/grafana/provisioning/datasources/prometheus.yml").read_text())
+    ds = yaml.safe_load(
+        (REPO / "config/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
     url = urlparse(ds["datasources"][0]["url"])
     assert url.hostname == "prometheus"
     assert str(url.port) in _container_port(services["prometheus"])
@@ -88,7 +92,8 @@ def test_ports_line_up() -> None:
 def test_volumes_line_up() -> None:
     services = _compose()["services"]
     mounts = {
-        name: dict(v.split(":")[:2] for v in svc.get("volumes", [])) for name, svc in services.items()
+        name: dict(v.split(":")[:2] for v in svc.get("volumes", []))
+        for name, svc in services.items()
     }
     for name, volumes in mounts.items():
         for host in volumes:
@@ -99,7 +104,7 @@ def test_volumes_line_up() -> None:
     assert env["RATER_OUTPUT__DATASET_DIR"].startswith(data + "/")
     assert env["RATER_OUTPUT__DUCKDB_PATH"].startswith(data + "/")
     # The tariff is copied into the image where RATER_TARIFF_DIR points.
-    assert f"/app/config/" in (REPO / "Dockerfile").read_text()
+    assert "/app/config/" in (REPO / "Dockerfile").read_text()
     assert env["RATER_TARIFF_DIR"] == "/app/config"
     # Prometheus loads its rules from the mounted directory.
     prom_dir = mounts["prometheus"]["./config/prometheus"]
@@ -109,13 +114,17 @@ def test_volumes_line_up() -> None:
     for pattern in prom["rule_files"]:
         assert list((REPO / "config/prometheus").glob(pattern)), pattern
     # Grafana's dashboard provider reads the mounted dashboards.
-    provider = yaml.safe_load((REPO / "config/grafana/provisioning/dashboards/rater.yml").read_text())
+    provider = yaml.safe_load(
+        (REPO / "config/grafana/provisioning/dashboards/rater.yml").read_text()
+    )
     path = provider["providers"][0]["options"]["path"]
     assert mounts["grafana"]["./config/grafana/dashboards"] == path
     assert mounts["grafana"]["./config/grafana/provisioning"] == "/etc/grafana/provisioning"
     dashboard = json.loads((REPO / "config/grafana/dashboards/rater.json").read_text())
     uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p["targets"]}
-    ds = yaml.safe_load((REPO / "config/grafana/provisioning/datasources/prometheus.yml").read_text())
+    ds = yaml.safe_load(
+        (REPO / "config/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
     assert uids == {ds["datasources"][0]["uid"]}
 
 

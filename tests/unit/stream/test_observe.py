@@ -26,7 +26,9 @@ def _stats(lag: dict[int, int], broker_state: str = "UP") -> str:
 
 
 def _lag(p: int) -> float | None:
-    return REGISTRY.get_sample_value("rater_consumer_lag", {"topic": "obs-cdrs", "partition": str(p)})
+    return REGISTRY.get_sample_value(
+        "rater_consumer_lag", {"topic": "obs-cdrs", "partition": str(p)}
+    )
 
 
 def test_lag_per_assigned_partition_and_series_that_go_with_their_partition() -> None:
