@@ -21,6 +21,7 @@ from rater.errors import ConfigError
 
 __all__ = [
     "DevBrokerSettings",
+    "InvoiceSettings",
     "KafkaSettings",
     "OutputSettings",
     "RateFileSettings",
@@ -195,6 +196,52 @@ class RateFileSettings(_Frozen):
     )
 
 
+class InvoiceSettings(_Frozen):
+    rated: Path | None = Field(
+        default=None,
+        description="`rater invoice --rated`: a rate-file output directory, the streaming "
+        "job's dataset directory or a rated .parquet file.",
+    )
+    output: Path | None = Field(
+        default=None, description="`rater invoice --output`: the output directory."
+    )
+    period: str | None = Field(
+        default=None,
+        pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$",
+        description="`rater invoice --period`: the month invoiced, YYYY-MM.",
+    )
+    adjustments: Path | None = Field(
+        default=None,
+        description="`rater invoice --adjustments`: balance adjustments (.csv or .parquet) "
+        "whose refunds become credits; empty = those recorded with the rated records.",
+    )
+    documents: Literal["all", "html", "none"] = Field(
+        default="all",
+        description="`--documents`: the HTML and PDF of each invoice (`all`), the HTML only, "
+        "or `none` (the Parquet and CSV files only).",
+    )
+    pdf_workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Processes rendering PDFs in parallel; 0 = one per CPU.",
+    )
+    issuer_name: str = Field(
+        default="", max_length=200, description="Who issues the invoices (document header)."
+    )
+    issuer_address: str = Field(
+        default="", max_length=500, description="The issuer's address; lines split on `;`."
+    )
+    issuer_tax_id: str = Field(default="", max_length=60, description="The issuer's tax id.")
+    issuer_email: str = Field(default="", max_length=200, description="The issuer's email.")
+    payment_terms_days: int = Field(
+        default=30,
+        ge=0,
+        le=365,
+        description="Days from the issue date (the day after the period) to the due date.",
+    )
+
+
 class SimulateSettings(_Frozen):
     count: int = Field(default=10_000, ge=0, description="`rater simulate --count`: CDRs.")
     rate: float = Field(
@@ -282,6 +329,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
     rate_file: RateFileSettings = Field(default_factory=RateFileSettings)
+    invoice: InvoiceSettings = Field(default_factory=InvoiceSettings)
     simulate: SimulateSettings = Field(default_factory=SimulateSettings)
     broker: DevBrokerSettings = Field(default_factory=DevBrokerSettings)
 

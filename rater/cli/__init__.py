@@ -1,5 +1,5 @@
-"""The ``rater`` command line: one module per command (``rate-file``, ``run``,
-``simulate``, ``broker``, ``demo``), each turning its flags into the one settings root.
+"""The ``rater`` command line: one module per command (``rate-file``, ``invoice``,
+``run``, ``simulate``, ``broker``, ``demo``), each turning its flags into the one settings root.
 
 The only package that configures logging (via rater.logs) and handles signals from the
 start (rater.signals). It may import every other package of the rater; none imports it.
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from rater.cli import broker, demo, rate_file, run, simulate
+    from rater.cli import broker, demo, invoice, rate_file, run, simulate
 
     parser = argparse.ArgumentParser(
         prog="rater",
@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         help="logging level (env RATER_LOG_LEVEL, default INFO)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (rate_file, simulate, broker, demo, run):
+    for command in (rate_file, invoice, simulate, broker, demo, run):
         command.register(sub)
     return parser
 

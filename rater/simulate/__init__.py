@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from rater.simulate.corrupt import corrupt_messages
 from rater.simulate.generate import encode_cdrs_json, generate_cdrs, write_cdrs
-from rater.simulate.publish import PublishStats, publish, register_schema
+from rater.simulate.publish import PublishStats, publish, publish_values, register_schema
 
 __all__ = [
     "PublishStats",
@@ -23,6 +23,7 @@ __all__ = [
     "encode_cdrs_json",
     "generate_cdrs",
     "publish",
+    "publish_values",
     "register_schema",
     "write_cdrs",
 ]

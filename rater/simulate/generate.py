@@ -16,6 +16,7 @@ import polars as pl
 
 from rater.core.columns import CDR_SCHEMA, TIME
 from rater.errors import ConfigError, UsageError
+from rater.tariff_files.text import first_line
 from rater.wire import encode_cdrs, write_avro_file
 
 __all__ = ["encode_cdrs_json", "generate_cdrs", "write_cdrs"]
@@ -171,18 +172,62 @@ def _draw_records(
     )
 
 
+def _users(tariff_dir: Path) -> pl.DataFrame:
+    """users.csv of the tariff directory (tenant_id, user_id, team_id), each user with its
+    index within its tenant (``_i``) and its tenant's user count (``_n``); empty when the
+    file is absent."""
+    schema = {"tenant_id": pl.String, "user_id": pl.String, "team_id": pl.String}
+    path = tariff_dir / "users.csv"
+    if not path.is_file():
+        return pl.DataFrame(schema={**schema, "_i": pl.Int64, "_n": pl.Int64})
+    try:
+        users = pl.read_csv(path, columns=list(schema), infer_schema=False)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise ConfigError(
+            str(path), None, f"unreadable: {first_line(exc)}", "write tenant_id,user_id,team_id"
+        ) from None
+    users = users.filter(pl.col("tenant_id").is_not_null() & pl.col("user_id").is_not_null())
+    return users.with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).over("tenant_id").alias("_i"),
+        pl.len().over("tenant_id").cast(pl.Int64).alias("_n"),
+    )
+
+
+def _with_users(records: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
+    """The user and team of each record: one of its tenant's users.csv users, else a
+    made-up one (``<tenant>-u<n>`` in ``<tenant>-team<k>``); 10% of records have none."""
+    counts = users.group_by("tenant_id").agg(pl.first("_n"))
+    picked = (
+        records.join(counts, on="tenant_id", how="left", maintain_order="left")
+        .with_columns((pl.col("user_n") % pl.col("_n")).alias("_i"))
+        .join(
+            users.select("tenant_id", "_i", "user_id", "team_id"),
+            on=["tenant_id", "_i"],
+            how="left",
+            maintain_order="left",
+        )
+    )
+    made_up = pl.col("_n").is_null()
+    return picked.with_columns(
+        user_id=pl.when(~pl.col("has_user"))
+        .then(None)
+        .when(made_up)
+        .then(pl.format("{}-u{}", pl.col("tenant_id"), pl.col("user_n")))
+        .otherwise(pl.col("user_id")),
+        team_id=pl.when(~pl.col("has_user"))
+        .then(None)
+        .when(made_up)
+        .then(pl.format("{}-team{}", pl.col("tenant_id"), pl.col("user_n") % _TEAMS_PER_TENANT))
+        .otherwise(pl.col("team_id")),
+    ).drop("_n", "_i")
+
+
 def _with_parties(records: pl.DataFrame, seed: int, home: str) -> pl.DataFrame:
-    """Add the ids, the user and team, caller and callee, SMS segments and hold time."""
+    """Add the ids, caller and callee, SMS segments and hold time."""
     local = _number(pl.lit(home), seed, 20)
     remote = _number(pl.col("remote_prefix"), seed, 21)
     return records.with_columns(
         cdr_id=pl.format("cdr-{}-{}", pl.lit(seed), pl.col("row")),
-        user_id=pl.when(pl.col("has_user"))
-        .then(pl.format("{}-u{}", pl.col("tenant_id"), pl.col("user_n")))
-        .otherwise(None),
-        team_id=pl.when(pl.col("has_user"))
-        .then(pl.format("{}-team{}", pl.col("tenant_id"), pl.col("user_n") % _TEAMS_PER_TENANT))
-        .otherwise(None),
         caller=pl.when(pl.col("direction") == "outbound").then(local).otherwise(remote),
         callee=pl.when(pl.col("direction") == "outbound").then(remote).otherwise(local),
         segments=_segments(seed),
@@ -267,7 +312,8 @@ def generate_cdrs(
     invalid_fraction: float = 0.0,
     duplicate_fraction: float = 0.0,
 ) -> pl.DataFrame:
-    """``count`` CDRs (CDR_SCHEMA) for the tenants and prefixes of ``tariff_dir``.
+    """``count`` CDRs (CDR_SCHEMA) for the tenants, prefixes and users (users.csv, when
+    present) of ``tariff_dir``.
 
     ~75% calls (a quarter unanswered, some with hold, log-normal talk time up to 4 h), ~20%
     SMS (some multi-segment), ~5% ring-through attempts; start times spread over ``span``
@@ -279,6 +325,7 @@ def generate_cdrs(
     tenants, prefixes = _deck(tariff_dir)
     now_us, span_us = _micros(now or datetime.now(UTC), span)
     records = _draw_records(count, seed, tenants, prefixes, now_us, span_us)
+    records = _with_users(records, _users(Path(tariff_dir)))
     frame = _with_times(_with_parties(records, seed, home=prefixes[0]))
     if invalid_fraction > 0:
         frame = _inject_invalid(frame, seed, invalid_fraction)

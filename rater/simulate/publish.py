@@ -18,7 +18,7 @@ from rater.simulate.corrupt import corrupt_messages
 from rater.simulate.generate import encode_cdrs_json
 from rater.wire import encode_cdrs
 
-__all__ = ["PublishStats", "publish", "register_schema"]
+__all__ = ["PublishStats", "publish", "publish_values", "register_schema"]
 
 # The simulator's records keep the logger name they had when it was a single module.
 log = logging.getLogger("rater.simulate")
@@ -136,12 +136,37 @@ def publish(
     records per second (0 = unthrottled); ``garbage_fraction`` of the messages are replaced
     by undecodable bytes (see :func:`corrupt_messages`).
     """
-    from confluent_kafka import Producer
 
     values = _encode(frame, fmt, schema_id)
     if garbage_fraction > 0:
         corrupt_messages(values, garbage_fraction, seed, framed=schema_id is not None)
     keys = [t.encode() for t in frame.get_column("tenant_id").to_list()]
+    return publish_values(
+        keys,
+        values,
+        producer_conf,
+        topic,
+        rate=rate,
+        flush_timeout_s=flush_timeout_s,
+        partitioner=partitioner,
+    )
+
+
+def publish_values(
+    keys: list[bytes],
+    values: list[bytes],
+    producer_conf: Mapping[str, Any],
+    topic: str,
+    *,
+    rate: float = 0.0,
+    flush_timeout_s: float = 120.0,
+    partitioner: str = "murmur2_random",
+) -> PublishStats:
+    """Produce ``values`` with their ``keys`` (tenant ids) to ``topic`` in order, with an
+    idempotent producer partitioning as the rater expects; TransientError unless every
+    message was delivered."""
+    from confluent_kafka import Producer
+
     producer = Producer(_producer_config(producer_conf, partitioner))
     stats = PublishStats()
     started = time.monotonic()

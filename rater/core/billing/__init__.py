@@ -9,6 +9,7 @@ open period seen from inside. Pure: Polars, the standard library and :mod:`rater
 from rater.core.billing.invoices import Bill, bill_period, debit_id
 from rater.core.billing.lines import INVOICE_SCHEMA, LINE_SCHEMA, LINE_TYPES, micro_units_text
 from rater.core.billing.period import Period, parse_period
+from rater.core.billing.so_far import AllowanceUse, SeatUse, UsageSoFar, usage_so_far
 from rater.core.billing.usage import USAGE_COLUMNS
 
 __all__ = [
@@ -16,10 +17,14 @@ __all__ = [
     "LINE_SCHEMA",
     "LINE_TYPES",
     "USAGE_COLUMNS",
+    "AllowanceUse",
     "Bill",
     "Period",
+    "SeatUse",
+    "UsageSoFar",
     "bill_period",
     "debit_id",
     "micro_units_text",
     "parse_period",
+    "usage_so_far",
 ]

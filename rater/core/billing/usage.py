@@ -11,6 +11,8 @@ both 0 give no line.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from rater.core.billing.lines import DRAFT_SCHEMA, decimal_text_expr
@@ -41,9 +43,12 @@ _UNITS = {"call": "minute", "sms": "segment", "ring_through": "attempt"}
 _GROUP = ["tenant_id", "kind", "direction", "plan_id", "rate_prefix", "band"]
 
 
-def period_records(records: pl.DataFrame, terms: pl.DataFrame) -> pl.LazyFrame:
+def period_records(
+    records: pl.DataFrame, terms: pl.DataFrame, extra: Sequence[str] = ()
+) -> pl.LazyFrame:
     """The rated records of each account's period (``terms``: see accounts.terms_frame),
-    with ``_charged`` and ``_covered`` in micro-units (micro-minutes for calls)."""
+    in input order, with ``_charged`` and ``_covered`` units (seconds for calls) and the
+    ``extra`` columns asked for."""
     rating_us = pl.coalesce("answer_time", "start_time").dt.epoch("us")
     kind = pl.col("kind")
     billed = pl.col("billed_seconds").fill_null(0)
@@ -58,9 +63,9 @@ def period_records(records: pl.DataFrame, terms: pl.DataFrame) -> pl.LazyFrame:
     )
     return (
         records.lazy()
-        .select(list(USAGE_COLUMNS))
+        .select(*USAGE_COLUMNS, *extra)
         .filter(pl.col("status") == "rated")
-        .join(terms.lazy(), on="tenant_id", how="inner")
+        .join(terms.lazy(), on="tenant_id", how="inner", maintain_order="left")
         .filter((rating_us >= pl.col("_start_us")) & (rating_us < pl.col("_end_us")))
         .with_columns(
             charged.alias("_charged"),
