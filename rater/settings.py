@@ -25,6 +25,7 @@ __all__ = [
     "KafkaSettings",
     "OutputSettings",
     "RateFileSettings",
+    "ReportSettings",
     "Settings",
     "SimulateSettings",
     "StreamSettings",
@@ -242,6 +243,22 @@ class InvoiceSettings(_Frozen):
     )
 
 
+class ReportSettings(_Frozen):
+    detail_rows: int = Field(
+        default=1000,
+        ge=0,
+        le=1_000_000,
+        description="`rater report`: most records (or account lines) listed on an HTML or PDF "
+        "page; totals count them all, and the CSV and Parquet exports list them all.",
+    )
+    mask_callee: bool = Field(
+        default=False, description="`rater report --mask-callee`: mask the numbers called."
+    )
+    issuer_name: str = Field(
+        default="", max_length=200, description="Who issues the reports (page header)."
+    )
+
+
 class SimulateSettings(_Frozen):
     count: int = Field(default=10_000, ge=0, description="`rater simulate --count`: CDRs.")
     rate: float = Field(
@@ -330,6 +347,7 @@ class Settings(BaseSettings):
     output: OutputSettings = Field(default_factory=OutputSettings)
     rate_file: RateFileSettings = Field(default_factory=RateFileSettings)
     invoice: InvoiceSettings = Field(default_factory=InvoiceSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
     simulate: SimulateSettings = Field(default_factory=SimulateSettings)
     broker: DevBrokerSettings = Field(default_factory=DevBrokerSettings)
 

@@ -30,7 +30,9 @@ def preview(
             f"--tenant {tenant_id!r}: not a tenant of tenants.csv. Fix: use a tenant_id listed there"
         )
     period = Period.containing(as_of_us, tariff.plans[tenant.plan_id].timezone)
-    records, given = load_for_period(tariff, period.label, rated, adjustments, [tenant_id])
+    records, given = load_for_period(
+        tariff, period.label, rated, adjustments, [tenant_id], callee=True
+    )
     return usage_so_far(tariff, tenant_id, as_of_us, records, given)
 
 

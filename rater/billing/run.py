@@ -71,16 +71,19 @@ def load_for_period(
     rated: Path,
     adjustments: Path | None,
     tenants: Sequence[str] | None,
+    *,
+    callee: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """(the rated records that can fall in ``period`` for ``tenants``, the adjustments):
-    records in input order with the columns billing reads (and the callee)."""
+    records in input order with the columns billing reads (and the callee, for the
+    allowance use of the preview)."""
     accounts = accounts_of(tariff, period, tenants)
     source = open_source(rated)
     if not accounts:
         return pl.DataFrame(schema=USAGE_COLUMNS), None
     start = min(a.period.start_us for a in accounts)
     end = max(a.period.end_us for a in accounts)
-    records = source.rated(start, end, [*USAGE_COLUMNS, "callee"])
+    records = source.rated(start, end, [*USAGE_COLUMNS, *(["callee"] if callee else [])])
     if tenants is not None:
         records = records.filter(pl.col("tenant_id").is_in(list(tenants)))
     given = read_adjustments(adjustments) if adjustments is not None else source.adjustments()

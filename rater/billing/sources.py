@@ -137,7 +137,7 @@ def _newest(frame: pl.LazyFrame) -> pl.LazyFrame:
 
 def _collect(frame: pl.LazyFrame, path: Path) -> pl.DataFrame:
     try:
-        return frame.collect()
+        return frame.collect(engine="streaming")  # in chunks: a smaller peak of memory
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(
             f"{path}: cannot be read ({first_line(exc)}). "

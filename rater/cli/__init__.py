@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from rater.cli import broker, demo, invoice, rate_file, run, simulate
+    from rater.cli import broker, demo, invoice, rate_file, report, run, simulate
 
     parser = argparse.ArgumentParser(
         prog="rater",
@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         help="logging level (env RATER_LOG_LEVEL, default INFO)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (rate_file, invoice, simulate, broker, demo, run):
+    for command in (rate_file, invoice, report, simulate, broker, demo, run):
         command.register(sub)
     return parser
 

@@ -20,6 +20,7 @@ __all__ = [
     "duration_text",
     "mask_number",
     "mask_number_expr",
+    "money_text_expr",
     "record_name",
 ]
 
@@ -80,9 +81,10 @@ def mask_number(number: str | None) -> str:
 
 
 def mask_number_expr(column: str) -> pl.Expr:
-    """:func:`mask_number` over a string column (vectorized, the same result)."""
+    """:func:`mask_number` over a string column (vectorized, the same result; a null
+    stays null)."""
     text = pl.col(column)
-    length = text.str.len_chars()
+    length = text.str.len_chars().cast(pl.Int64)  # UInt32 would wrap below zero
     head = pl.when(length > _KEEP_HEAD + _KEEP_TAIL).then(_KEEP_HEAD).otherwise(0)
     hidden = (length - head - _KEEP_TAIL).clip(lower_bound=0)
     masked = pl.concat_str(
@@ -90,7 +92,7 @@ def mask_number_expr(column: str) -> pl.Expr:
         pl.lit(_MASK).repeat_by(hidden).list.join(""),
         text.str.slice(head + hidden),
     )
-    return pl.when(text.is_null() | (length == 0)).then(pl.lit("")).otherwise(masked).alias(column)
+    return pl.when(length == 0).then(pl.lit("")).otherwise(masked).alias(column)
 
 
 def duration_text(seconds: int) -> str:
@@ -101,3 +103,22 @@ def duration_text(seconds: int) -> str:
     minutes, secs = divmod(abs(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{sign}{hours}:{minutes:02d}:{secs:02d}"
+
+
+def money_text_expr(micros: pl.Expr, decimals: int) -> pl.Expr:
+    """Integer micros as exact decimal text, as :func:`rater.core.money.format_micros`
+    writes them: ``decimals`` places, all 6 when the amount has more precision
+    (``-1500000`` at 2 -> ``"-1.50"``; ``12500`` at 2 -> ``"0.012500"``); null stays null."""
+    magnitude = micros.abs()
+    whole = (magnitude // 1_000_000).cast(pl.String)
+    frac = (magnitude % 1_000_000).cast(pl.String).str.zfill(6)
+    on_grid = (magnitude % 10 ** (6 - decimals)) == 0
+    places = pl.when(on_grid).then(pl.lit(decimals)).otherwise(pl.lit(6))
+    sign = pl.when(micros < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    return (
+        pl.when(micros.is_null())
+        .then(pl.lit(None, pl.String))
+        .when(places == 0)
+        .then(pl.concat_str(sign, whole))
+        .otherwise(pl.concat_str(sign, whole, pl.lit("."), frac.str.slice(0, places)))
+    )

@@ -58,13 +58,14 @@ class ReportRequest:
     last_day: dt.date
     output: Path
     format: Literal["html", "pdf", "csv", "parquet"]
+    as_of_us: int  # usage: the instant the period is seen at (end of --to, else now)
     teams: tuple[str, ...] = ()
     users: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
     direction: str | None = None
     show: Literal["all", "debits", "credits"] = "all"
     mask_callee: bool = False
-    detail_rows: int = 2000
+    detail_rows: int = 1000
     issuer_name: str = ""
     range_text: str = field(default="")
 
@@ -110,7 +111,7 @@ def build_request(
     direction: str | None = None,
     show: str | None = None,
     mask_callee: bool = False,
-    detail_rows: int = 2000,
+    detail_rows: int = 1000,
     issuer_name: str = "",
     now_us: int | None = None,
 ) -> ReportRequest:
@@ -122,6 +123,7 @@ def build_request(
     zone = ZoneInfo(plan.timezone)
     now = dt.datetime.now(dt.UTC) if now_us is None else _EPOCH + dt.timedelta(microseconds=now_us)
     start_us, end_us, first_day, last_day = _range(start, end, zone, now)
+    as_of_us = end_us - 1 if end is not None else min(epoch_us(now), end_us - 1)
     if report == "activity" and tenant.billing != "prepaid":
         raise UsageError(
             f"--tenant {shown(tenant_id)}: is postpaid; account activity is a prepaid "
@@ -137,10 +139,13 @@ def build_request(
         last_day=last_day,
         output=_output(output),
         format=_format(format, output),
+        as_of_us=as_of_us,
         teams=_values("--team", teams),
         users=_values("--user", users),
         kinds=_choices("--kind", kinds, KINDS),
-        direction=None if direction is None else _choices("--direction", [direction], DIRECTIONS)[0],
+        direction=None
+        if direction is None
+        else _choices("--direction", [direction], DIRECTIONS)[0],
         show=_choices("--show", [show or "all"], SHOW)[0],  # type: ignore[arg-type]
         mask_callee=bool(mask_callee),
         detail_rows=detail_rows,
@@ -164,18 +169,16 @@ def _tenant(tariff: Tariff, tenant_id: str) -> Tenant:
 def _range(
     start: str | None, end: str | None, zone: ZoneInfo, now: dt.datetime
 ) -> tuple[int, int, dt.date, dt.date]:
-    """(start_us, end_us, first local day, last local day) of the flags."""
-    today = now.astimezone(zone).date()
-    month_start = today.replace(day=1)
-    if start is None:
-        begin = _midnight(month_start, zone)
-    else:
-        begin = _instant("--from", start, zone, end_of_day=False)
-    if end is None:
-        next_month = (month_start + dt.timedelta(days=32)).replace(day=1)
-        finish = _midnight(next_month, zone)
-    else:
-        finish = _instant("--to", end, zone, end_of_day=True)
+    """(start_us, end_us, first local day, last local day) of the flags. A bound left
+    out is the start (or end) of the month of the other one, both: the current month."""
+    begin = None if start is None else _instant("--from", start, zone, end_of_day=False)
+    finish = None if end is None else _instant("--to", end, zone, end_of_day=True)
+    if begin is None:
+        anchor = now if finish is None else finish - dt.timedelta(microseconds=1)
+        begin = _midnight(anchor.astimezone(zone).date().replace(day=1), zone)
+    if finish is None:
+        month_start = begin.astimezone(zone).date().replace(day=1)
+        finish = _midnight((month_start + dt.timedelta(days=32)).replace(day=1), zone)
     if finish <= begin:
         raise UsageError(
             f"--from {begin.astimezone(zone).isoformat()} is not before --to "

@@ -1,8 +1,8 @@
 """The reports' one way to the data: DuckDB over the source's Parquet files.
 
 A :class:`RecordStore` wraps an in-memory DuckDB connection over a rate-file output
-directory, the streaming job's dataset or a single rated ``.parquet`` file (as
-:func:`rater.billing.open_source` tells them apart). Every query is a constant SQL text
+directory, the streaming job's dataset or a single rated ``.parquet`` file
+(:func:`open_dataset` tells them apart, as ``rater invoice --rated`` does). Every query is a constant SQL text
 whose values (file list, tenant, range, filters, time zone) are bound parameters: no
 text given by a user is ever part of SQL, and every query names its tenant with an
 equality (``tenant_id = $tenant``), so one tenant's report cannot hold another's rows.
@@ -23,17 +23,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import polars as pl
 
-from rater.billing.sources import Source
-from rater.core.columns import ADJUSTMENT_EXTRA_SCHEMA, ADJUSTMENT_SCHEMA, CDR_SCHEMA, RATED_EXTRA_SCHEMA
-from rater.errors import InputError
+from rater.core.columns import (
+    ADJUSTMENT_EXTRA_SCHEMA,
+    ADJUSTMENT_SCHEMA,
+    CDR_SCHEMA,
+    RATED_EXTRA_SCHEMA,
+)
+from rater.errors import InputError, UsageError
 from rater.tariff_files.text import first_line
 
-__all__ = ["RATED_COLUMNS", "Filters", "RecordStore"]
+__all__ = ["RATED_COLUMNS", "DataSource", "Filters", "RecordStore", "open_dataset"]
 
 RATED_COLUMNS: dict[str, pl.DataType] = {**CDR_SCHEMA, **RATED_EXTRA_SCHEMA}
 ADJUSTMENT_COLUMNS: dict[str, pl.DataType] = {**ADJUSTMENT_SCHEMA, **ADJUSTMENT_EXTRA_SCHEMA}
@@ -100,6 +104,35 @@ _ADJUSTMENTS = f"""
 
 
 @dataclass(frozen=True)
+class DataSource:
+    """Where the rated records are: their layout and path."""
+
+    kind: Literal["rate_file", "dataset", "file"]
+    path: Path
+
+
+def open_dataset(path: Path, flag: str = "--dataset") -> DataSource:
+    """The source at ``path``; UsageError (one line, with the fix) when it is none."""
+    path = Path(path)
+    fix = (
+        "Fix: pass the streaming job's dataset directory (with rated/), a rate-file output "
+        "directory (with rated.parquet) or a rated .parquet file"
+    )
+    try:
+        if path.is_file() and path.suffix.lower() == ".parquet":
+            return DataSource("file", path)
+        if (path / "rated.parquet").is_file():
+            return DataSource("rate_file", path)
+        if (path / "rated").is_dir():
+            return DataSource("dataset", path)
+        exists = path.exists()
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot be read ({exc.strerror}). {fix}") from None
+    what = "holds no rated records" if exists else "no such file or directory"
+    raise UsageError(f"{flag} {path}: {what}. {fix}")
+
+
+@dataclass(frozen=True)
 class Filters:
     """The consumption filters; empty = everything."""
 
@@ -112,7 +145,7 @@ class Filters:
 class RecordStore:
     """DuckDB over one source (see the module's docstring). Close it after use."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: DataSource) -> None:
         self.source = source
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")

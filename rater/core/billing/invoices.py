@@ -31,12 +31,13 @@ from rater.core.billing.lines import (
     LINE_SCHEMA,
     LINE_TYPES,
     SORT_KEYS,
+    amount_text_expr,
 )
 from rater.core.billing.products import product_lines
 from rater.core.billing.rounding import INT64_MAX, quantum, round_amount
 from rater.core.billing.usage import usage_lines
 from rater.core.columns import ADJUSTMENT_SCHEMA
-from rater.core.money import format_micros, round_div
+from rater.core.money import round_div
 from rater.core.tariff import SubscriptionChange, Tariff
 
 __all__ = ["Bill", "bill_period", "debit_id"]
@@ -205,11 +206,8 @@ def _line_columns(accounts: list[Account], lines: pl.DataFrame) -> pl.DataFrame:
         },
     )
     out = lines.join(info, on="tenant_id", how="left").sort("invoice_id", "line_no")
-    amounts = [
-        format_micros(m, d)
-        for m, d in zip(out.get_column("amount_micros"), out.get_column("_decimals"), strict=True)
-    ]
-    return out.with_columns(pl.Series("amount", amounts, pl.String)).select(
+    amount = amount_text_expr(pl.col("amount_micros"), pl.col("_decimals"))
+    return out.with_columns(amount.alias("amount")).select(
         pl.col(c).cast(t) for c, t in LINE_SCHEMA.items()
     )
 

@@ -12,6 +12,7 @@ __all__ = [
     "LINE_TYPES",
     "SORT_KEYS",
     "UNITS",
+    "amount_text_expr",
     "decimal_text_expr",
     "micro_units_text",
 ]
@@ -105,3 +106,21 @@ def decimal_text_expr(micro_units: pl.Expr) -> pl.Expr:
     frac = micro_units % 1_000_000
     digits = frac.cast(pl.String).str.zfill(6).str.strip_chars_end("0")
     return pl.when(frac == 0).then(whole).otherwise(pl.concat_str(whole, pl.lit("."), digits))
+
+
+def amount_text_expr(micros: pl.Expr, decimals: pl.Expr) -> pl.Expr:
+    """Decimal text of amounts already rounded to ``decimals`` (0..6) places:
+    -1234500 at 2 -> "-1.23"... exactly as ``format_micros`` writes them; an amount off
+    its grid (never, for invoice amounts) shows all 6 decimals rather than lose digits."""
+    magnitude = micros.abs()
+    whole = (magnitude // 1_000_000).cast(pl.String)
+    frac = (magnitude % 1_000_000).cast(pl.String).str.zfill(6)
+    on_grid = (magnitude % pl.lit(10).pow(6 - decimals).cast(pl.Int64)) == 0
+    places = pl.when(on_grid).then(decimals).otherwise(6)
+    sign = pl.when(micros < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    shown = frac.str.slice(0, places)
+    return (
+        pl.when(places == 0)
+        .then(pl.concat_str(sign, whole))
+        .otherwise(pl.concat_str(sign, whole, pl.lit("."), shown))
+    )

@@ -81,6 +81,7 @@ class UsageSoFar:
 
         def money(micros: int) -> dict[str, Any]:
             return {"micros": micros, "amount": format_micros(micros, decimals)}
+
         return {
             "tenant_id": self.account.tenant_id,
             "plan_id": plan.id,

@@ -61,42 +61,58 @@ def period_records(
         .then(segments - covered)
         .otherwise(1)
     )
+    start = _per_tenant(terms, "_start_us")
+    end = _per_tenant(terms, "_end_us")
     return (
         records.lazy()
         .select(*USAGE_COLUMNS, *extra)
         .filter(pl.col("status") == "rated")
-        .join(terms.lazy(), on="tenant_id", how="inner", maintain_order="left")
-        .filter((rating_us >= pl.col("_start_us")) & (rating_us < pl.col("_end_us")))
-        .with_columns(
+        .filter((rating_us >= start) & (rating_us < end))  # null for a tenant not billed
+        .select(
+            # Categorical keys: the group-by hashes integers, not millions of strings.
+            *(pl.col(c).cast(pl.Categorical) for c in _GROUP),
+            "charge_micros",
+            *extra,
             charged.alias("_charged"),
             pl.when(kind.is_in(["call", "sms"])).then(covered).otherwise(0).alias("_covered"),
         )
     )
 
 
+def _per_tenant(terms: pl.DataFrame, column: str) -> pl.Expr:
+    """The tenant's value of a terms column, null for a tenant outside ``terms``."""
+    mapping = dict(zip(terms.get_column("tenant_id"), terms.get_column(column), strict=True))
+    return pl.col("tenant_id").replace_strict(mapping, default=None, return_dtype=pl.Int64)
+
+
 def usage_lines(records: pl.DataFrame, terms: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(usage and included draft lines, per tenant the sum of its period's charges
     ``_charges``: what a prepaid balance paid)."""
+    # Each total in the streaming engine, straight from the records: no frame of the
+    # period's records is ever materialized (the peak memory of a month's invoicing).
     rows = period_records(records, terms)
     usage = (
         rows.group_by(_GROUP)
         .agg(
             pl.col("_charged").sum().alias("_units"),
             pl.col("charge_micros").cast(pl.Int128).sum().alias("_raw"),
-            pl.first("_step", "_method", "_tenant_plan"),
         )
-        .collect()
+        .collect(engine="streaming")
+        .with_columns(pl.col(c).cast(pl.String) for c in _GROUP)
+        .join(terms.select("tenant_id", "_step", "_method", "_tenant_plan"), on="tenant_id")
     )
     included = (
         rows.filter(pl.col("_covered") > 0)
         .group_by("tenant_id", "kind", "direction")
         .agg(pl.col("_covered").sum().alias("_units"))
-        .collect()
+        .collect(engine="streaming")
+        .with_columns(pl.col("tenant_id", "kind", "direction").cast(pl.String))
     )
     charges = (
         rows.group_by("tenant_id")
         .agg(pl.col("charge_micros").cast(pl.Int128).sum().alias("_charges"))
-        .collect()
+        .collect(engine="streaming")
+        .with_columns(pl.col("tenant_id").cast(pl.String))
     )
     _check_fits(usage.get_column("_raw"), charges.get_column("_charges"))
     return pl.concat([_usage(usage), _included(included)]), charges.with_columns(

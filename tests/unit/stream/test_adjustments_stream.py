@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import World, canonical
+from streamworld import World, canonical
 
 from rater import wire
 from rater.core.columns import CDR_SCHEMA, EVENT_SCHEMA

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import World, canonical, reference
+from streamworld import World, canonical, reference
 
 from rater.stream import rate_messages
 from rater.stream.job import RaterJob

@@ -7,9 +7,9 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
-from conftest import World, make_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from streamworld import World, make_settings
 
 from rater.core.state import CLOCK_SKEW_US
 from rater.stream.testing import Crash, FakeClock, FakeCluster
@@ -113,7 +113,7 @@ def test_a_resend_within_the_horizon_is_always_a_duplicate(
     cluster = FakeCluster()
     for topic in ("cdrs", "topups", "adjustments"):
         cluster.create_topic(topic, 3)
-    from conftest import CONFIG
+    from streamworld import CONFIG
 
     from rater.tariff_files import load_tariff
 

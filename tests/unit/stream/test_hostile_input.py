@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import fastavro  # noqa: F401 - the rated records must read back with it (wire.decode_rated)
 import polars as pl
-from conftest import World
+from streamworld import World
 
 from rater import wire
 from rater.core.state import RatingState

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
-from conftest import CONFIG, World
+from streamworld import CONFIG, World
 
 from rater import wire
 from rater.batch import rate_file
