@@ -1,11 +1,14 @@
-"""Streaming throughput: `rater run` (exactly-once) draining a topic, against a bare consumer.
+"""Streaming throughput: `rater run` (exactly-once) draining a topic, against a bare consumer
+and an exactly-once copier.
 
     .venv/bin/python bench/bench_stream.py --records 1000000
 
 Publishes simulated CDRs once, then, on the same topic and in the same run, alternately
-measures (a) a bare librdkafka consumer that only reads the bytes and (b) `rater run`
-(a separate process, exactly-once on) draining the topic from the start under a new
-consumer group, and prints the medians and their ratio. The rater's time is its own
+measures (a) a bare librdkafka consumer that only reads the bytes, (b) an exactly-once
+copier (bench/copier.py, its own process: consume, produce the same bytes to another topic
+in a transaction, send offsets, commit, batches of --batch) and (c) `rater run` (a
+separate process, exactly-once on) draining the topic from the start under a new
+consumer group, and prints the medians and the ratios rater/copier and rater/bare. The rater's time is its own
 "busy" figure: from its first message to its last commit (process start-up, group join
 and the idle wait before it exits are not counted). Uses KAFKA_BOOTSTRAP_SERVERS, or
 starts a local broker.
@@ -14,7 +17,9 @@ starts a local broker.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +70,15 @@ def bare_consumer(bootstrap: str, topic: str, count: int) -> float:
     return got / elapsed
 
 
+def copier(bootstrap: str, topic: str, count: int, batch: int) -> float:
+    script = Path(__file__).resolve().parent / "copier.py"
+    argv = [sys.executable, str(script), bootstrap, topic, str(count), "--batch", str(batch)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=1800)
+    m = re.search(r"copied (\d+) in [\d.]+ s: (\d+) msg/s", done.stdout)
+    assert m and int(m.group(1)) >= count, done.stdout + done.stderr
+    return float(m.group(2))
+
+
 def rater_run(bootstrap: str, topic: str, workdir: Path, batch: int) -> tuple[float, int]:
     env = rater_env(
         bootstrap, topic, REPO / "config", workdir, RATER_STREAM__BATCH_MAX_RECORDS=str(batch)
@@ -87,20 +101,24 @@ def main() -> None:
         t0 = time.monotonic()
         publish(bootstrap, topic, args.records, seed=1)
         print(f"published {args.records:,} CDRs in {time.monotonic() - t0:.1f}s")
-        bare, rated = [], []
+        bare, copied, rated = [], [], []
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(args.runs):
                 bare.append(bare_consumer(bootstrap, topic, args.records))
+                copied.append(copier(bootstrap, topic, args.records, args.batch))
                 rate, consumed = rater_run(bootstrap, topic, Path(tmp), args.batch)
                 assert consumed == args.records, f"rater consumed {consumed}"
                 rated.append(rate)
                 print(
-                    f"run {i + 1}: bare consumer {bare[-1]:,.0f} msg/s, rater run {rate:,.0f} CDRs/s"
+                    f"run {i + 1}: bare consumer {bare[-1]:,.0f} msg/s, exactly-once copier "
+                    f"{copied[-1]:,.0f} msg/s, rater run {rate:,.0f} CDRs/s"
                 )
-        mb, mr = statistics.median(bare), statistics.median(rated)
+        mb, mc, mr = (statistics.median(v) for v in (bare, copied, rated))
         print(f"median bare consumer: {mb:,.0f} msg/s")
-        print(f"median rater run (exactly-once): {mr:,.0f} CDRs/s (target >= 150,000)")
-        print(f"ratio rater/bare: {mr / mb:.2f} (target >= 0.6)")
+        print(f"median exactly-once copier: {mc:,.0f} msg/s")
+        print(f"median rater run (exactly-once): {mr:,.0f} CDRs/s")
+        print(f"ratio rater/copier: {mr / mc:.2f} (target >= 0.7)")
+        print(f"ratio rater/bare: {mr / mb:.2f}")
 
 
 if __name__ == "__main__":

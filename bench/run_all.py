@@ -18,12 +18,16 @@ FULL = [
     ["bench_stream.py", "--records", "1000000"],
     ["bench_latency.py", "--rate", "20000", "--seconds", "30"],
     ["bench_state_rss.py", "--tenants", "100000", "--records", "1000000"],
+    ["bench_invoice.py", "--records", "10000000", "--tenants", "10000", "--runs", "3"],
+    ["bench_reports.py", "--records", "10000000", "--tenants", "10000", "--runs", "5"],
 ]
 QUICK = [
     ["bench_core.py", "--records", "100000", "--runs", "2"],
     ["bench_stream.py", "--records", "50000", "--runs", "1"],
     ["bench_latency.py", "--rate", "2000", "--seconds", "5", "--warmup", "1"],
     ["bench_state_rss.py", "--tenants", "5000", "--records", "50000", "--rates", "5000"],
+    ["bench_invoice.py", "--records", "100000", "--tenants", "100", "--runs", "1"],
+    ["bench_reports.py", "--records", "100000", "--tenants", "100", "--runs", "1"],
 ]
 
 

@@ -11,16 +11,21 @@ import contextlib
 import logging
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import duckdb
 
 from rater import metrics
+from rater.billing.debits import publish_debits
+from rater.billing.run import InvoiceRun, invoice_period
 from rater.core.money import format_micros
+from rater.core.tariff import Tariff
 from rater.devbroker import LocalBroker
 from rater.errors import UsageError
-from rater.settings import load_settings
+from rater.reports import write_demo_reports
+from rater.settings import Settings, load_settings
 from rater.simulate import generate_cdrs, publish
 from rater.stream.job import RaterJob
 from rater.stream.topics import TopicSpec, ensure_topics
@@ -32,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # Left in the output directory by the demo: only a directory holding it is ever cleared.
 MARKER = ".rater-demo"
+# The prepaid tenant whose reports the demo writes (account activity needs a credit).
+DEMO_TENANT = "globex"
 
 
 def run_demo(config: Path, count: int, seed: int, output: Path, out: TextIO) -> None:
@@ -74,11 +81,51 @@ def run_demo(config: Path, count: int, seed: int, output: Path, out: TextIO) -> 
             )
             print("rating (rater run) until the input is drained ...", file=out, flush=True)
             summary = RaterJob(settings, tariff, "demo").run(handle_signals=False)
+            print("", file=out)
+            print("\n".join(summary.lines()), file=out)
+            run = _invoice(settings, tariff, output, out)
+            _apply_debits(settings, tariff, run, out)
         finally:
             broker.stop()
-    print("", file=out)
-    print("\n".join(summary.lines()), file=out)
     _report(output, out)
+    _reports(config, output, out)
+
+
+def _invoice(settings: Settings, tariff: Tariff, output: Path, out: TextIO) -> InvoiceRun:
+    """Invoice the demo month (the traffic's month, in UTC) from the dataset just written."""
+    period = datetime.now(UTC).strftime("%Y-%m")
+    terms = settings.invoice.model_copy(
+        update={"rated": output, "output": output / "invoices", "period": period}
+    )
+    print(f"\ninvoicing {period} (rater invoice) ...", file=out, flush=True)
+    run = invoice_period(tariff, terms)
+    print("\n".join(run.lines()), file=out)
+    return run
+
+
+def _apply_debits(settings: Settings, tariff: Tariff, run: InvoiceRun, out: TextIO) -> None:
+    """Publish the prepaid tenants' seat charges (rater invoice --publish-debits) and let
+    the streaming job debit them from the credit, as it debits calls."""
+    if run.bill.debits.is_empty():
+        return
+    stats = publish_debits(settings, run.bill.debits)
+    print(
+        f"published {stats.delivered} prepaid debits (licenses, numbers) to "
+        f"'{settings.topics.adjustments}'; rating them ...",
+        file=out,
+        flush=True,
+    )
+    summary = RaterJob(settings, tariff, "demo").run(handle_signals=False)
+    applied = summary.counts["adjustment_applied"]
+    events = ", ".join(f"{n} {event}" for event, n in sorted(summary.events.items()))
+    print(f"  debits applied: {applied}; balance events: {events or 'none'}", file=out)
+
+
+def _reports(config: Path, output: Path, out: TextIO) -> None:
+    paths = write_demo_reports(config, output, output / "reports", DEMO_TENANT)
+    print(f"\nreports of tenant {DEMO_TENANT} (rater report):", file=out)
+    for path in paths:
+        print(f"  {path}", file=out)
 
 
 def check_output(output: Path) -> None:

@@ -23,7 +23,13 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Loggers that are chatty at INFO about things an operator does not act on. librdkafka
 # reports transient broker conditions (coordinator loading, reconnects) as warnings and
 # recovers by itself, so its records are shown from WARNING up unless DEBUG is asked for.
-_QUIET_UNLESS_DEBUG = {KAFKA_LOGGER: logging.WARNING}
+# Loggers that only a developer wants below WARNING: librdkafka's, and WeasyPrint's steps
+# of printing each PDF (invoices, reports).
+_QUIET_UNLESS_DEBUG = {
+    KAFKA_LOGGER: logging.WARNING,
+    "weasyprint.progress": logging.WARNING,
+    "fontTools": logging.WARNING,
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -175,8 +175,8 @@ class StreamSettings(_Frozen):
 class OutputSettings(_Frozen):
     dataset_dir: Path = Field(
         default=Path("out"),
-        description="Root of the Parquet datasets: `rated/` and `events/` below it, "
-        "partitioned by month for cheap per-tenant-month reads.",
+        description="Root of the Parquet datasets: `rated/`, `events/` and `adjustments/` below "
+        "it, partitioned by month for cheap per-tenant-month reads.",
     )
     duckdb_path: Path | None = Field(
         default=Path("out/rater.duckdb"),

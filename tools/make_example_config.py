@@ -22,8 +22,9 @@ from rater.tariff_files import RATE_COLUMNS, TENANT_COLUMNS
 __all__ = ["main"]
 
 PLANS_YAML = """\
-# Example tariff: three plans. See docs/configuration.md for every key.
+# Example tariff: three plans. See docs/configuration.md and docs/billing.md for every key.
 plans:
+  # A flat-rate plan: a monthly fee with extensions, numbers and minutes included.
   - id: pro-eu
     currency: EUR
     timezone: Europe/Paris
@@ -37,12 +38,27 @@ plans:
       - {kind: call, direction: outbound, prefixes: ["33"], seconds: 60000}
       - {kind: call, direction: any, prefixes: ["44", "49"], seconds: 3600}
       - {kind: sms, direction: any, prefixes: [], segments: 500}
+    invoice_decimals: 2
+    tax_rate: "0.20"
+    tax_name: VAT
+    products:
+      - {id: pro-fee, name: "Professional plan", type: fee, price: "49.00"}
+      - {id: extension, name: "Extension", type: seat, price: "4.00", included: 10}
+      - {id: did, name: "Phone number", type: seat, price: "5.00", included: 2}
+      - {id: did-setup, name: "Phone number setup", type: one_time, price: "1.50"}
 
+  # Pay as you go: no fee; numbers and usage only.
   - id: base-eu
     currency: EUR
     timezone: Europe/Paris
     decimals: 6
     rounding: half_up
+    invoice_decimals: 2
+    tax_rate: "0.20"
+    tax_name: VAT
+    products:
+      - {id: did, name: "Phone number", type: seat, price: "3.00"}
+      - {id: did-setup, name: "Phone number setup", type: one_time, price: "2.00"}
 
   - id: us-standard
     currency: USD
@@ -54,6 +70,16 @@ plans:
       - {name: offpeak, days: [mon, tue, wed, thu, fri, sat, sun], from: "00:00", to: "24:00"}
     allowances:
       - {kind: sms, direction: outbound, prefixes: ["1"], segments: 1000}
+    # Licenses with a contracted minimum ("billed for 10 even with 8 created").
+    invoice_decimals: 2
+    tax_rate: "0.0875"
+    tax_name: Sales tax
+    products:
+      - {id: platform, name: "Platform fee", type: fee, price: "15.00"}
+      - {id: license-basic, name: "BASIC license", type: seat, price: "19.50"}
+      - {id: license-advanced, name: "ADVANCED license", type: seat, price: "32.00"}
+      - {id: did, name: "Phone number", type: seat, price: "1.25"}
+      - {id: did-setup, name: "Phone number setup", type: one_time, price: "1.00"}
 """
 
 # (country code, fixed price per minute EUR, mobile prefixes, mobile price per minute EUR)
@@ -488,7 +514,10 @@ def main() -> None:
     tenants = [{**t, "auto_recharge": t.get("auto_recharge", "false")} for t in TENANTS]
     _write_csv(out / "rates.csv", list(RATE_COLUMNS), rates)
     _write_csv(out / "tenants.csv", list(TENANT_COLUMNS), tenants)
-    print(f"wrote {out}/plans.yaml, {out}/rates.csv ({len(rates)} rates), {out}/tenants.csv")
+    print(
+        f"wrote {out}/plans.yaml, {out}/rates.csv ({len(rates)} rates), {out}/tenants.csv "
+        "(subscriptions.csv and users.csv are kept as they are)"
+    )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def adjustment_name(
 
 
 def mask_number(number: str | None) -> str:
-    """``+33612345678`` -> ``+3361••••••78``: the head and the last two digits kept.
+    """``+33612345678`` -> ``+3361•••••78``: the head and the last two digits kept.
 
     A short number keeps only its last two characters; None and "" stay empty.
     """

@@ -118,6 +118,7 @@ def build_request(
     """The checked request; UsageError (one line, with the fix) for any bad value."""
     if report not in REPORTS:
         raise UsageError(f"report {shown(report)}: unknown. Fix: use one of {', '.join(REPORTS)}")
+    _check_flags_apply(report, teams, users, kinds, direction, show)
     tenant = _tenant(tariff, tenant_id)
     plan = tariff.plans[tenant.plan_id]
     zone = ZoneInfo(plan.timezone)
@@ -152,6 +153,32 @@ def build_request(
         issuer_name=issuer_name,
         range_text=f"{first_day.isoformat()} to {last_day.isoformat()} ({plan.timezone})",
     )
+
+
+def _check_flags_apply(
+    report: str,
+    teams: Sequence[str],
+    users: Sequence[str],
+    kinds: Sequence[str],
+    direction: str | None,
+    show: str | None,
+) -> None:
+    """A flag the report has no use for is refused rather than ignored: the filters are
+    the consumption report's, ``--show`` the account activity's."""
+    if report != "consumption":
+        given = (("--team", teams), ("--user", users), ("--kind", kinds))
+        for flag, values in (*given, ("--direction", direction)):
+            if values:
+                raise UsageError(
+                    f"{flag}: filters the consumption report only; the {report} report "
+                    f"covers every record. Fix: leave {flag} out, or run `rater report "
+                    "consumption`"
+                )
+    if report != "activity" and show in SHOW:  # an unknown value: that error first
+        raise UsageError(
+            f"--show: chooses the lines of the account activity only. Fix: leave --show "
+            f"out of `rater report {report}`"
+        )
 
 
 def _tenant(tariff: Tariff, tenant_id: str) -> Tenant:
@@ -232,6 +259,8 @@ def _format(format: str | None, output: Path | None) -> Literal["html", "pdf", "
             chosen = "html"
     if chosen not in FORMATS:
         given = "missing" if format is None else f"{shown(format)} unknown"
+        if format is None and output is not None:
+            given += f" (and --output {shown(Path(output).name)} does not end in one)"
         raise UsageError(f"--format: {given}. Fix: use --format {'|'.join(FORMATS)}")
     return chosen  # type: ignore[return-value]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import polars as pl
 
@@ -54,6 +54,7 @@ class ReportResult:
     request: ReportRequest
     path: Path
     items: int  # records (consumption), moves (activity), records so far (usage)
+    scope: str = ""  # what the items cover when it is not the request's range (usage)
 
     @property
     def empty(self) -> bool:
@@ -64,11 +65,24 @@ class ReportResult:
         r = self.request
         what = {"consumption": "records", "activity": "debits and credits", "usage": "records"}
         if self.empty:
+            scope = self.scope or f"from {r.range_text}"
+            written = (
+                f"wrote its usage report ({r.format}, no usage yet)"
+                if r.report == "usage"
+                else f"wrote an empty {r.report} report ({r.format})"
+            )
             return (
-                f"no {what[r.report]} for tenant {r.tenant_id!r} from {r.range_text}: "
-                f"wrote an empty {r.report} report ({r.format}) to {self.path}"
+                f"no {what[r.report]} for tenant {r.tenant_id!r} {scope}: {written} to {self.path}"
             )
         return f"wrote {r.report} report ({r.format}, {self.items} {what[r.report]}) to {self.path}"
+
+
+@dataclass(frozen=True)
+class _Computed:
+    items: int
+    html: str | None  # the page formats
+    frame: pl.DataFrame | None  # the data formats
+    scope: str = ""
 
 
 def write_report(
@@ -79,15 +93,16 @@ def write_report(
     _check_output(output)
     progress("reading records")
     with RecordStore(source) as store:
-        items, html, frame = _compute(tariff, store, request, progress)
+        computed = _compute(tariff, store, request, progress)
     data = b""
     if request.format == "pdf":
-        assert html is not None
+        assert computed.html is not None
         progress("printing the PDF")
-        data = html_to_pdf(html)
+        data = html_to_pdf(computed.html)
     elif request.format == "html":
-        assert html is not None
-        data = html.encode("utf-8")
+        assert computed.html is not None
+        data = computed.html.encode("utf-8")
+    frame = computed.frame
 
     def writer(path: Path) -> None:
         if frame is None:
@@ -97,30 +112,33 @@ def write_report(
 
     progress("writing the file")
     write_atomically(output.parent, {output.name: writer}, flag="--output")
-    return ReportResult(request, output, items)
+    return ReportResult(request, output, computed.items, computed.scope)
 
 
 def _compute(
     tariff: Tariff, store: RecordStore, request: ReportRequest, progress: Callable[[str], None]
-) -> tuple[int, str | None, pl.DataFrame | None]:
-    """(items, the HTML for page formats, the frame for data formats)."""
+) -> _Computed:
+    """The report's numbers, then its page (HTML) or its data (a frame)."""
     page = request.format in ("html", "pdf")
     decimals = request.plan.invoice_decimals
     if request.report == "consumption":
         consumption = build_consumption(store, request)
         progress("drawing the charts" if page else "exporting the records")
         if page:
-            return consumption.records, consumption_html(consumption), None
-        return consumption.records, None, export_frame(store, request)
+            return _Computed(consumption.records, consumption_html(consumption), None)
+        return _Computed(consumption.records, None, export_frame(store, request))
     if request.report == "activity":
         activity = build_activity(store, request)
+        progress("laying out the page" if page else "exporting the lines")
         if page:
-            return activity.moves, activity_html(activity), None
-        return activity.moves, None, activity_export(activity.lines, decimals)
+            return _Computed(activity.moves, activity_html(activity), None)
+        return _Computed(activity.moves, None, activity_export(activity.lines, decimals))
     usage = build_usage(store, request, tariff)
+    progress("laying out the page" if page else "exporting the lines")
+    scope = f"in period {usage.period.label} up to {usage.as_of_text} ({request.plan.timezone})"
     if page:
-        return usage.records, usage_html(usage), None
-    return usage.records, None, usage_export(usage_rows(usage), decimals)
+        return _Computed(usage.records, usage_html(usage), None, scope)
+    return _Computed(usage.records, None, usage_export(usage_rows(usage), decimals), scope)
 
 
 def _check_output(output: Path) -> None:
@@ -136,47 +154,13 @@ def _check_output(output: Path) -> None:
 
 
 def make_report(
-    config_dir: Path,
-    dataset: Path,
-    report: str,
-    *,
-    tenant_id: str,
-    output: Path,
-    format: str | None,
-    start: str | None = None,
-    end: str | None = None,
-    teams: Sequence[str] = (),
-    users: Sequence[str] = (),
-    kinds: Sequence[str] = (),
-    direction: str | None = None,
-    show: str | None = None,
-    mask_callee: bool = False,
-    detail_rows: int = 1000,
-    issuer_name: str = "",
-    progress: bool = False,
-    now_us: int | None = None,
+    config_dir: Path, dataset: Path, report: str, *, progress: bool = False, **flags: Any
 ) -> ReportResult:
-    """Load the tariff, check the request, write the report (``rater report``)."""
+    """Load the tariff, check the request (``flags``: the keywords of
+    :func:`~rater.reports.request.build_request`), write the report (``rater report``)."""
     tariff = load_tariff(Path(config_dir))
     source = open_dataset(Path(dataset), flag="--dataset")
-    request = build_request(
-        tariff,
-        report,
-        tenant_id=tenant_id,
-        output=output,
-        format=format,
-        start=start,
-        end=end,
-        teams=teams,
-        users=users,
-        kinds=kinds,
-        direction=direction,
-        show=show,
-        mask_callee=mask_callee,
-        detail_rows=detail_rows,
-        issuer_name=issuer_name,
-        now_us=now_us,
-    )
+    request = build_request(tariff, report, **flags)
     return write_report(tariff, source, request, Progress(progress))
 
 

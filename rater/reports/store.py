@@ -12,6 +12,15 @@ source offset counts once, the row of its newest writer generation, as the DuckD
 of :mod:`sinks.duckdb_catalog` do. Records keep the order the rater read them in (file
 row order; in the dataset, per source partition and offset).
 
+What keeps a large tenant's month fast in the dataset: only the month directories of
+the range are listed (a row is filed under the UTC month of its rating time, and the
+range is a pair of UTC instants, so no margin is needed); the tenant, the range (on the
+dataset's ``rating_time`` column, which row-group statistics can skip on) and the
+filters are pushed into the Parquet scan, before the newest writer generation is chosen.
+That order is exact: those columns are the CDR's own (or its rating time), the same in
+every generation of a record; the ``status``, which a later generation may change, is
+read after the choice.
+
 :meth:`RecordStore.select_records` materializes one tenant's records of a range (after
 the filters) as the temporary table ``report_records``; the reports' aggregations and
 listings read that table.
@@ -48,18 +57,17 @@ _SQL_TYPES = {
     pl.Datetime: "TIMESTAMPTZ",
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# A local month reaches 14 hours either side of the UTC month its rows are filed under.
-_ZONE_MARGIN = timedelta(hours=15)
 
 # The select lists below are built from the constant schemas, never from input.
 _RATED_SELECT = ", ".join(f'"{c}"' for c in RATED_COLUMNS)
 _ADJUSTMENT_SELECT = ", ".join(f'"{c}"' for c in ADJUSTMENT_COLUMNS)
 _RATING_US = "epoch_us(coalesce(answer_time, start_time))"
-# One tenant's rows of the files; in the dataset each source offset once (newest writer).
+# One tenant's rows of the files (``{where}``: more conditions on the CDR's own columns);
+# in the dataset each source offset once (newest writer).
 _PLAIN_ROWS = """
     SELECT *, file_row_number AS _order_a, 0 AS _order_b, '' AS _order_t
     FROM read_parquet($files, union_by_name = true, file_row_number = true)
-    WHERE tenant_id = $tenant
+    WHERE tenant_id = $tenant {where}
 """
 _DATASET_ROWS = """
     SELECT * EXCLUDE (_rank) FROM (
@@ -69,9 +77,23 @@ _DATASET_ROWS = """
                    PARTITION BY source_topic, source_partition, source_offset
                    ORDER BY writer_generation DESC) AS _rank
         FROM read_parquet($files, union_by_name = true, hive_partitioning = false)
-        WHERE tenant_id = $tenant
+        WHERE tenant_id = $tenant {where}
     ) WHERE _rank = 1
 """
+# The range and the filters, on columns every generation of a record shares.
+_IN_RANGE = f"""
+      AND {_RATING_US} >= $start AND {_RATING_US} < $end
+      AND (len($teams) = 0 OR list_contains($teams, team_id))
+      AND (len($users) = 0 OR list_contains($users, user_id))
+      AND (len($kinds) = 0 OR list_contains($kinds, kind))
+      AND ($direction IS NULL OR direction = $direction)
+"""
+_BEFORE = f"AND {_RATING_US} < $start"
+# The same bounds on the dataset's rating_time column: the Parquet scan skips on them.
+_RATING_TIME_IN_RANGE = (
+    "AND rating_time >= make_timestamptz($start) AND rating_time < make_timestamptz($end)"
+)
+_RATING_TIME_BEFORE = "AND rating_time < make_timestamptz($start)"
 _FILTERED = f"""
     CREATE OR REPLACE TEMP TABLE report_records AS
     SELECT {_RATED_SELECT},
@@ -80,11 +102,6 @@ _FILTERED = f"""
            row_number() OVER (ORDER BY _order_t, _order_a, _order_b) AS _seq
     FROM ({{rows}}) AS tenant_rows
     WHERE status = 'rated'
-      AND {_RATING_US} >= $start AND {_RATING_US} < $end
-      AND (len($teams) = 0 OR list_contains($teams, team_id))
-      AND (len($users) = 0 OR list_contains($users, user_id))
-      AND (len($kinds) = 0 OR list_contains($kinds, kind))
-      AND ($direction IS NULL OR direction = $direction)
 """
 _EMPTY = (
     "CREATE OR REPLACE TEMP TABLE report_records AS SELECT "
@@ -92,9 +109,9 @@ _EMPTY = (
     + ", CAST(NULL AS BIGINT) AS _rating_us, CAST(NULL AS DATE) AS _local_day,"
     " CAST(NULL AS BIGINT) AS _seq LIMIT 0"
 )
-_CHARGES_BEFORE = f"""
-    SELECT coalesce(sum(charge_micros), 0) FROM ({{rows}}) AS tenant_rows
-    WHERE status = 'rated' AND {_RATING_US} < $start
+_CHARGES_BEFORE = """
+    SELECT coalesce(sum(charge_micros), 0) FROM ({rows}) AS tenant_rows
+    WHERE status = 'rated'
 """
 _ADJUSTMENTS = f"""
     SELECT {_ADJUSTMENT_SELECT} FROM ({{rows}}) AS tenant_rows
@@ -166,7 +183,7 @@ class RecordStore:
     ) -> int:
         """Materialize ``report_records``: the tenant's rated records whose rating time is
         in [start_us, end_us) and that pass ``filters``; the number of them."""
-        files = self._rated_files(start_us - _margin(), end_us + _margin())
+        files = self._rated_files(start_us, end_us - 1)
         if not files:
             self._execute(_EMPTY, {})
             return 0
@@ -181,15 +198,16 @@ class RecordStore:
             "kinds": list(filters.kinds),
             "direction": filters.direction,
         }
-        self._execute(_FILTERED.format(rows=self._rows()), params)
+        rows = self._rows(files, _IN_RANGE, _RATING_TIME_IN_RANGE)
+        self._execute(_FILTERED.format(rows=rows), params)
         return int(self.scalar("SELECT count(*) FROM report_records"))
 
     def charges_before(self, tenant_id: str, start_us: int) -> int:
         """The sum of the tenant's rated charges before ``start_us`` (every month)."""
-        files = self._rated_files(None, start_us + _margin())
+        files = self._rated_files(None, start_us - 1)
         if not files:
             return 0
-        sql = _CHARGES_BEFORE.format(rows=self._rows())
+        sql = _CHARGES_BEFORE.format(rows=self._rows(files, _BEFORE, _RATING_TIME_BEFORE))
         return int(self.scalar(sql, {"files": files, "tenant": tenant_id, "start": start_us}))
 
     def adjustments(self, tenant_id: str) -> pl.DataFrame:
@@ -198,7 +216,7 @@ class RecordStore:
         empty = pl.DataFrame(schema=ADJUSTMENT_COLUMNS)
         if not files:
             return empty
-        rows = _DATASET_ROWS if self._has_row_key(files) else _PLAIN_ROWS
+        rows = (_DATASET_ROWS if self._has_row_key(files) else _PLAIN_ROWS).format(where="")
         frame = self.frame(_ADJUSTMENTS.format(rows=rows), {"files": files, "tenant": tenant_id})
         return frame.cast(ADJUSTMENT_COLUMNS) if frame.height else empty  # type: ignore[arg-type]
 
@@ -219,8 +237,14 @@ class RecordStore:
 
     # ----------------------------------------------------------------- files
 
-    def _rows(self) -> str:
-        return _DATASET_ROWS if self.source.kind == "dataset" else _PLAIN_ROWS
+    def _rows(self, files: list[str], where: str, pushed: str) -> str:
+        """The tenant's rows of ``files`` meeting ``where``; in the dataset also ``pushed``
+        (the same bounds on ``rating_time``) when every file has that column."""
+        if self.source.kind != "dataset":
+            return _PLAIN_ROWS.format(where=where)
+        if self._in_every_file(files, "rating_time"):
+            where = f"{pushed} {where}"
+        return _DATASET_ROWS.format(where=where)
 
     def _rated_files(self, first_us: int | None, last_us: int) -> list[str]:
         if self.source.kind == "file":
@@ -247,6 +271,13 @@ class RecordStore:
         }
         return {"source_topic", "source_partition", "source_offset", "writer_generation"} <= names
 
+    def _in_every_file(self, files: list[str], column: str) -> bool:
+        found = self.scalar(
+            "SELECT count(DISTINCT file_name) FROM parquet_schema($files) WHERE name = $column",
+            {"files": files, "column": column},
+        )
+        return int(found) == len(files)
+
     def _execute(self, sql: str, params: dict[str, Any]) -> duckdb.DuckDBPyConnection:
         try:
             return self.con.execute(sql, params)
@@ -261,13 +292,10 @@ class RecordStore:
         )
 
 
-def _margin() -> int:
-    return _ZONE_MARGIN // timedelta(microseconds=1)
-
-
 def _month_files(root: Path, first_us: int | None, last_us: int | None) -> list[str]:
-    """The Parquet files of ``root/month=YYYY-MM/`` whose month can hold an instant of
-    [first_us, last_us] (None: unbounded on that side)."""
+    """The Parquet files of ``root/month=YYYY-MM/`` (the UTC month of each row's time)
+    whose month can hold an instant of [first_us, last_us] (None: unbounded on that
+    side)."""
     low = None if first_us is None else _month_label(first_us)
     high = None if last_us is None else _month_label(last_us)
     try:

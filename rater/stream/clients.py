@@ -27,6 +27,7 @@ __all__ = [
     "KafkaClients",
     "bounded",
     "client_config",
+    "close_clients",
     "consumer_config",
     "producer_config",
     "restore_partition",
@@ -211,3 +212,20 @@ def bounded(call: Callable[[], object], timeout_s: float, what: str) -> None:
         raise TransientError(f"{what} did not return within {timeout_s:.0f}s")
     if error:
         raise error[0]
+
+
+def close_clients(consumer: Any, producer: Any) -> None:
+    """Close a consumer and flush a producer, each bounded in time and never raising: a
+    client stuck on a lost coordinator must not keep the job from going on (an abandoned
+    transactional producer is fenced by the next one's init_transactions), and closing
+    must never hide the error that made the job close them."""
+    if consumer is not None:
+        try:
+            bounded(consumer.close, 30, "consumer.close")
+        except Exception as exc:
+            log.warning("closing consumer: %s", exc)
+    if producer is not None:
+        try:
+            bounded(lambda: producer.flush(10), 30, "producer.flush")
+        except Exception as exc:
+            log.warning("closing producer: %s", exc)

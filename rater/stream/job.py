@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
@@ -18,7 +17,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from rater import metrics, signals
 from rater.core.state import RatingState
 from rater.core.tariff import Tariff
-from rater.errors import ConfigError, TerminalError, TransientError
+from rater.errors import TerminalError, TransientError
 from rater.health import HEALTH
 from rater.settings import Settings
 from rater.stream import observe, registry
@@ -26,8 +25,8 @@ from rater.stream.changelog import PartitionMeta
 from rater.stream.clients import (
     ConfluentClients,
     KafkaClients,
-    bounded,
     client_config,
+    close_clients,
     consumer_config,
     producer_config,
     restore_partitions,
@@ -38,7 +37,7 @@ from rater.stream.ownership import let_go, take_over
 from rater.stream.partitioner import TenantPartitioner
 from rater.stream.rate_messages import RatingContext, rate_messages
 from rater.stream.summary import RunSummary
-from rater.stream.topics import ensure_job_topics, partition_count
+from rater.stream.topics import check_partition_count, ensure_job_topics
 from rater.stream.transaction import Transaction
 from sinks import DuckDBCatalog, LocalDirectory, MonthPartitionedDataset
 
@@ -130,25 +129,25 @@ class RaterJob:
            committed batch in the changelog and publishes them (sinks.parquet_dataset).
         """
         token = token or self._new_token()
-        with _stage("rate"):  # 1
+        with observe.stage("rate"):  # 1
             out = rate_messages(self._context(token), batch, self.held, self.meta)
         staged = self._files.submit(self._stage_files, out)  # 2
         try:
-            with _stage("produce"):  # 3
+            with observe.stage("produce"):  # 3
                 self.txn.begin()
                 self.txn.produce(out.blocks)
-            with _stage("send_offsets"):  # 4
+            with observe.stage("send_offsets"):  # 4
                 offsets = [TopicPartition(t, p, last + 1) for (t, p), last in batch.last.items()]
                 if offsets:  # none when the batch only applies adjustments that waited
                     self.txn.send_offsets(offsets, self.consumer.consumer_group_metadata())
         finally:
-            with _stage("sinks"):  # never leave a file being written behind this function
+            with observe.stage("sinks"):  # never leave a file being written behind this function
                 futures.wait([staged])
         _raise_sink_error(staged)
-        with _stage("commit"):  # 5
+        with observe.stage("commit"):  # 5
             self.txn.commit()
             self._adopt(out)
-        with _stage("publish"):  # 6
+        with observe.stage("publish"):  # 6
             try:
                 self._publish(out.token)
             except PublishError as exc:
@@ -337,8 +336,8 @@ class RaterJob:
         started = time.monotonic()
         HEALTH.assigning(mine)
         HEALTH.broker_ok()  # the group coordinator just answered
-        self._check_partition_count(consumer)
         assert self.partitioner is not None
+        check_partition_count(consumer, cdrs, self.partitioner.partitions)
         restored = restore_partitions(
             self.settings, self.settings.topics.changelog, mine, clients=self.clients
         )
@@ -368,20 +367,6 @@ class RaterJob:
         observe.state_held(self.held)
         log.info("revoked %d partitions", len(partitions))
 
-    def _check_partition_count(self, consumer: Any) -> None:
-        """Partitions added to the input topic would move tenants to other partitions than
-        their state's: refuse to go on rather than rate against the wrong state."""
-        topic = self.settings.topics.cdrs
-        now = partition_count(consumer, topic)
-        if self.partitioner is not None and now != self.partitioner.partitions:
-            raise ConfigError(
-                f"topic {topic}",
-                None,
-                f"now has {now} partitions, not {self.partitioner.partitions}",
-                "a tenant's partition depends on the partition count: restore the count, "
-                "or migrate the state before adding partitions",
-            )
-
     # -- set-up and tear-down ------------------------------------------------------------
 
     def _ensure_topics(self) -> None:
@@ -390,20 +375,8 @@ class RaterJob:
         self.partitioner = TenantPartitioner(partitions, self.settings.kafka.partitioner)
 
     def _close_clients(self) -> None:
-        # Bounded: a client stuck on a lost coordinator must not keep the job from going on.
-        # An abandoned transactional producer is fenced by the next one's init_transactions.
-        if self.consumer is not None:
-            consumer, self.consumer = self.consumer, None
-            try:
-                bounded(consumer.close, 30, "consumer.close")
-            except Exception as exc:  # closing must never hide the original error
-                log.warning("closing consumer: %s", exc)
-        if self.producer is not None:
-            producer, self.producer = self.producer, None
-            try:
-                bounded(lambda: producer.flush(10), 30, "producer.flush")
-            except Exception as exc:
-                log.warning("closing producer: %s", exc)
+        consumer, producer, self.consumer, self.producer = self.consumer, self.producer, None, None
+        close_clients(consumer, producer)
         self.held = RatingState.empty()
         self.meta.clear()
 
@@ -421,12 +394,3 @@ def _raise_sink_error(staged: futures.Future[None]) -> None:
     exc = staged.exception()
     if exc is not None:
         raise SinkError(f"writing the batch's files: {type(exc).__name__}: {exc}") from exc
-
-
-@contextlib.contextmanager
-def _stage(name: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        metrics.STAGE_SECONDS.labels(name).observe(time.perf_counter() - started)

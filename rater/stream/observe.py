@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from confluent_kafka import KafkaError
@@ -29,6 +30,7 @@ __all__ = [
     "forget_lag",
     "on_error",
     "on_stats",
+    "stage",
     "state_held",
 ]
 
@@ -117,3 +119,13 @@ def state_held(held: RatingState) -> None:
     metrics.STATE_ROWS.labels("allowances").set(held.allowances.height)
     metrics.STATE_ROWS.labels("dedupe_keys").set(held.seen.height)
     metrics.STATE_ROWS.labels("adjustments").set(held.adjustments.height)
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Time one step of the commit path into the stage-duration histogram."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.STAGE_SECONDS.labels(name).observe(time.perf_counter() - started)

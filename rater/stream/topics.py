@@ -13,7 +13,13 @@ from rater.errors import ConfigError, TerminalError, TransientError
 from rater.logs import kafka_logger
 from rater.settings import TopicSettings
 
-__all__ = ["TopicSpec", "ensure_job_topics", "ensure_topics", "partition_count"]
+__all__ = [
+    "TopicSpec",
+    "check_partition_count",
+    "ensure_job_topics",
+    "ensure_topics",
+    "partition_count",
+]
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +145,17 @@ def ensure_job_topics(admin: Any, topics: TopicSettings) -> int:
                 "give these topics the same partition count",
             )
     return n
+
+
+def check_partition_count(client: Any, topic: str, expected: int) -> None:
+    """Partitions added to the input topic would move tenants to other partitions than
+    their state's: refuse to go on rather than rate against the wrong state."""
+    now = partition_count(client, topic)
+    if now != expected:
+        raise ConfigError(
+            f"topic {topic}",
+            None,
+            f"now has {now} partitions, not {expected}",
+            "a tenant's partition depends on the partition count: restore the count, "
+            "or migrate the state before adding partitions",
+        )

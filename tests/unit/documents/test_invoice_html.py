@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from invoicedeck import Kit, build_invoice, line, worked_example_lines
@@ -186,11 +187,12 @@ def test_unit_prices_keep_their_precision() -> None:
 def test_the_page_refers_to_nothing_outside_itself(kit: Kit) -> None:
     external = re.compile(r"https?:|file:|//|url\(|@import|<link|<script|\bsrc=|\bhref=", re.I)
     assert external.findall(kit.html()) == []
-    templates = resources.files("rater.documents") / "templates"
-    names = sorted(entry.name for entry in templates.iterdir())
-    assert {"base.html", "base.css", "invoice.html"} <= set(names)
-    for name in names:
-        assert external.findall((templates / name).read_text(encoding="utf-8")) == [], name
+    templates = Path(str(resources.files("rater.documents") / "templates"))
+    files = sorted(p for p in templates.rglob("*") if p.is_file())
+    names = {p.relative_to(templates).as_posix() for p in files}
+    assert {"base.html", "base.css", "invoice.html", "reports/report.css"} <= names
+    for path in files:
+        assert external.findall(path.read_text(encoding="utf-8")) == [], path.name
 
 
 def test_the_money_filter_is_the_formatting_function() -> None:

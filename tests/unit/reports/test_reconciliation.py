@@ -1,7 +1,12 @@
 """Reconciliation on simulated data, for every tenant and month: the detailed records =
 the consumption totals (every way they are cut) = the invoice's usage lines before each
 line is rounded (the charges of the ``rated`` records) = the record debits of the
-account activity; and opening balance + credits - debits = closing balance."""
+account activity; and opening balance + credits - debits = closing balance.
+
+The invoice is checked twice: its core (:func:`rater.core.billing.bill_period`) over the
+records, and ``rater invoice``'s own run (:func:`rater.billing.run.invoice_period`, which
+opens the same rate-file output directory the reports read and writes
+``invoice_lines.parquet``), line by line."""
 
 from __future__ import annotations
 
@@ -12,14 +17,19 @@ import polars as pl
 import pytest
 from reportdeck import MONTHS, NOW_US, TENANTS, Deck
 
+from rater.billing.run import invoice_period
 from rater.core.billing import bill_period
+from rater.core.billing.rounding import round_amount
 from rater.core.tariff import Tariff
 from rater.reports import build_request
 from rater.reports.activity import build_activity
 from rater.reports.consumption import Consumption, build_consumption, export_frame
 from rater.reports.store import RecordStore, open_dataset
+from rater.settings import InvoiceSettings
 
 CASES = [(tenant, month) for tenant, *_ in TENANTS for month in MONTHS]
+# An invoice has one usage line per (kind, direction, plan_id, rate_prefix, band).
+LINE_KEY = ["kind", "direction", "plan_id", "rate_prefix", "band"]
 
 
 def _month_range(month: str) -> tuple[str, str]:
@@ -166,3 +176,49 @@ def test_in_rating_order_every_balance_is_the_one_the_rater_recorded(
     assert (
         activity.opening_micros == first["recorded_balance_after_micros"] - first["amount_micros"]
     )
+
+
+@pytest.fixture(scope="module")
+def invoiced(deck: Deck, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
+    """The usage lines of ``rater invoice`` (its files only) over the reports' source,
+    for each month: ``"<month>"`` with the plans' rounding, ``"<month> exact"`` with
+    every line kept to the micro."""
+    root = tmp_path_factory.mktemp("invoices")
+    lines = {}
+    for month in MONTHS:
+        for name, tariff in ((month, deck.tariff), (f"{month} exact", _exact(deck.tariff))):
+            out = root / name.replace(" ", "-")
+            terms = InvoiceSettings(
+                rated=deck.rated_dir, output=out, period=month, documents="none"
+            )
+            invoice_period(tariff, terms)
+            frame = pl.read_parquet(out / "invoice_lines.parquet")
+            lines[name] = frame.filter(pl.col("type") == "usage")
+    return lines
+
+
+def _by_line(frame: pl.DataFrame, column: str) -> dict[tuple[object, ...], int]:
+    """Amounts per usage line key, zero amounts left out (a line may have a quantity
+    and no charge; records whose charge is 0 make no difference to a line)."""
+    sums = frame.group_by(LINE_KEY).agg(pl.col(column).sum())
+    return {tuple(row[:-1]): int(row[-1]) for row in sums.iter_rows() if row[-1] != 0}
+
+
+@pytest.mark.parametrize(("tenant", "month"), CASES)
+def test_the_invoice_command_bills_the_records_of_the_report_line_by_line(
+    deck: Deck, invoiced: dict[str, pl.DataFrame], tmp_path: Path, tenant: str, month: str
+) -> None:
+    consumption, records = _consumption(deck, tenant, month, tmp_path)
+    exact = invoiced[f"{month} exact"].filter(pl.col("tenant_id") == tenant)
+    # Before rounding: each usage line is the sum of the report's records of that line.
+    expected = _by_line(records, "charge_micros")
+    assert _by_line(exact, "amount_micros") == expected
+    assert int(exact.get_column("amount_micros").sum()) == consumption.charge_micros
+    # As invoiced: each line is that sum rounded once, with the plan's decimals and method.
+    plan = deck.tariff.plans[deck.tariff.tenants[tenant].plan_id]
+    rounded = invoiced[month].filter(pl.col("tenant_id") == tenant)
+    assert _by_line(rounded, "amount_micros") == {
+        key: amount
+        for key, micros in expected.items()
+        if (amount := round_amount(micros, plan.invoice_decimals, plan.rounding)) != 0
+    }

@@ -1,10 +1,15 @@
 """``rater report`` from the command line: every report in every format, exit 0 and one
 line; every bad flag exit 2 and one line with the fix, never a traceback; files written
-atomically; an empty range gives a valid empty report and a friendly line."""
+atomically; an empty range gives a valid empty report and a friendly line; progress goes
+to stderr only when it is a terminal."""
 
 from __future__ import annotations
 
 import os
+import pty
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -67,11 +72,19 @@ def test_every_report_in_every_format(
         assert frame.columns == [*ACTIVITY_SCHEMA, "amount", "balance_after"]
 
 
-def test_the_pdf_format(deck: Deck, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_the_pdf_format(deck: Deck, tmp_path: Path) -> None:
+    """In a process of its own, as a person runs it: one line, nothing on stderr (no log
+    line of the PDF engine's steps)."""
     output = tmp_path / "activity.pdf"
     argv = _args(deck, "activity", "wayne", output, "--from", "2026-11-01", "--to", "2026-11-03")
-    code, out, _ = _run(capfd, argv)  # the format from the file name
-    assert code == 0 and output.read_bytes().startswith(b"%PDF-"), out
+    done = subprocess.run(  # the format from the file name
+        [sys.executable, "-m", "rater", *argv], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wrote activity report (pdf, ")
+    assert lines[0].endswith(f" to {output}")
+    assert output.read_bytes().startswith(b"%PDF-")
 
 
 def test_the_dataset_defaults_to_the_settings(
@@ -152,6 +165,30 @@ def test_a_bad_report_tenant_or_missing_flag_is_one_line(
     assert code == 2 and len(err) == 1 and message in err[0], err
 
 
+@pytest.mark.parametrize(
+    ("report", "more", "message"),
+    [
+        ("activity", ["--team", "sales"], "--team: filters the consumption report only"),
+        ("usage", ["--kind", "call"], "--kind: filters the consumption report only; the usage"),
+        ("usage", ["--direction", "inbound"], "--direction: filters the consumption report"),
+        ("consumption", ["--show", "debits"], "--show: chooses the lines of the account activity"),
+        ("usage", ["--show", "all"], "Fix: leave --show out of `rater report usage`"),
+    ],
+)
+def test_a_flag_the_report_does_not_use_is_refused(
+    deck: Deck,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    report: str,
+    more: list[str],
+    message: str,
+) -> None:
+    output = tmp_path / "out.html"
+    code, out, err = _run(capfd, _args(deck, report, "globex", output, *more))
+    assert code == 2 and out == [] and len(err) == 1 and message in err[0], err
+    assert not output.exists()
+
+
 def test_bad_settings_and_output_paths(
     deck: Deck, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -198,3 +235,99 @@ def test_an_empty_range_is_a_friendly_line_and_a_valid_empty_report(
     else:
         frame = pl.read_csv(output) if fmt == "csv" else pl.read_parquet(output)
         assert frame.height == 0 and "charge_micros" in frame.columns
+
+
+@pytest.mark.parametrize(
+    ("report", "tenant", "line"),
+    [
+        (
+            "activity",
+            "wayne",
+            "no debits and credits for tenant 'wayne' from 2025-01-01 to 2025-01-31 "
+            "(Europe/Paris): wrote an empty activity report",
+        ),
+        (
+            "usage",
+            "acme",
+            "no records for tenant 'acme' in period 2025-01 up to 2025-01-31 23:59:59 "
+            "(Europe/Paris): wrote its usage report",
+        ),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["html", "csv"])
+def test_an_empty_range_of_the_other_reports(
+    deck: Deck,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    report: str,
+    tenant: str,
+    line: str,
+    fmt: str,
+) -> None:
+    output = tmp_path / f"empty.{fmt}"
+    argv = _args(deck, report, tenant, output, "--format", fmt)
+    argv[argv.index("--from") + 1], argv[argv.index("--to") + 1] = "2025-01-01", "2025-01-31"
+    code, out, err = _run(capfd, argv)
+    assert code == 0 and err == [] and len(out) == 1
+    assert out[0].startswith(line) and out[0].endswith(f" to {output}"), out
+    if fmt == "html":
+        page = output.read_text(encoding="utf-8")
+        assert page.startswith("<!DOCTYPE html>")
+        if report == "activity":
+            assert 'id="empty-note"' in page
+    else:
+        frame = pl.read_csv(output, infer_schema=False)
+        if report == "activity":
+            assert frame.height == 0 and "amount_micros" in frame.columns
+        else:  # the plan's fee and seats, nothing used
+            sections = frame.filter(pl.col("item") == "Overage so far")
+            assert sections.get_column("amount").to_list() == ["0.00"]
+
+
+def _on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
+    """``rater`` in a child process whose stderr is a terminal (a pseudo-terminal) and
+    whose stdout is a pipe: (exit status, stdout, what the terminal received)."""
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "rater", *argv],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        os.close(slave)
+    received = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal's other side is closed: all read
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(master)
+    return done.returncode, done.stdout.decode("utf-8"), received.decode("utf-8")
+
+
+@pytest.mark.parametrize("fmt", ["html", "csv"])
+def test_progress_goes_to_the_terminal_and_never_to_a_pipe(
+    deck: Deck, tmp_path: Path, capfd: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    output = tmp_path / f"c.{fmt}"
+    argv = _args(deck, "consumption", "globex", output, "--format", fmt)
+    code, out, terminal = _on_a_terminal(argv)
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 1, (out, terminal)
+    assert lines[0].startswith(f"wrote consumption report ({fmt}, ") and str(output) in lines[0]
+    stages = terminal.splitlines()
+    assert all(re.fullmatch(r"rater report: [a-z ]+\.\.\. \(\d+\.\d s\)", s) for s in stages)
+    next_stage = "drawing the charts" if fmt == "html" else "exporting the records"
+    assert [s.split("...")[0] for s in stages] == [
+        f"rater report: {stage}" for stage in ("reading records", next_stage, "writing the file")
+    ]
+    # The same command with stderr a pipe (as in a script or a cron job): no progress.
+    code, out_lines, err = _run(capfd, argv)
+    assert code == 0 and len(out_lines) == 1 and err == []
