@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup
 
+from rater.core.tariff import Plan
 from rater.documents import DocumentHeader, Party, render_document
 from rater.reports.activity import Activity
 from rater.reports.charts import Bar, bar_chart_svg, column_chart_svg
@@ -17,7 +18,7 @@ from rater.reports.naming import duration_text
 from rater.reports.request import ReportRequest
 from rater.reports.usage import UsageView
 
-__all__ = ["activity_html", "consumption_html", "usage_html"]
+__all__ = ["activity_html", "consumption_html", "record_decimals", "usage_html"]
 
 _TITLES = {
     "consumption": "Detailed consumption",
@@ -42,11 +43,20 @@ def _header(request: ReportRequest, facts: Sequence[tuple[str, str]]) -> Documen
     )
 
 
-def _context(request: ReportRequest, facts: Sequence[tuple[str, str]]) -> dict[str, object]:
+def record_decimals(plan: Plan) -> int:
+    """Places shown for record charges and balances (consumption, activity): the plan's
+    rating decimals, so that a column of charges lines up (0.1260, 0.0435), and at least
+    its invoice decimals. An amount with more precision still shows all of it."""
+    return max(plan.decimals, plan.invoice_decimals)
+
+
+def _context(
+    request: ReportRequest, facts: Sequence[tuple[str, str]], decimals: int
+) -> dict[str, object]:
     return {
         "doc": _header(request, facts),
         "currency": request.plan.currency,
-        "decimals": request.plan.invoice_decimals,
+        "decimals": decimals,
         "hms": duration_text,
     }
 
@@ -54,7 +64,7 @@ def _context(request: ReportRequest, facts: Sequence[tuple[str, str]]) -> dict[s
 def consumption_html(c: Consumption) -> str:
     request = c.request
     facts = [("Period", request.range_text), *request.filters]
-    context = _context(request, facts)
+    context = _context(request, facts, record_decimals(request.plan))
     context.update(
         c=c,
         total=Total(("Total",), c.records, c.call_seconds, c.charge_micros),
@@ -66,7 +76,7 @@ def consumption_html(c: Consumption) -> str:
 
 
 def _consumption_charts(c: Consumption) -> dict[str, Markup]:
-    currency, decimals = c.request.plan.currency, c.request.plan.invoice_decimals
+    currency, decimals = c.request.plan.currency, record_decimals(c.request.plan)
     days = [Bar(t.labels[0], t.charge_micros) for t in c.by_day]
     if len(days) <= _LABELLED_DAYS:
         daily = column_chart_svg("Daily spend", days, currency, decimals)
@@ -95,7 +105,7 @@ def _top(bars: list[Bar]) -> list[Bar]:
 def activity_html(a: Activity) -> str:
     request = a.request
     facts = [("Period", request.range_text), ("Showing", request.show)]
-    context = _context(request, facts)
+    context = _context(request, facts, record_decimals(request.plan))
     context.update(a=a, lines=a.page_lines())
     return render_document("reports/activity.html", context)
 
@@ -107,6 +117,6 @@ def usage_html(u: UsageView) -> str:
         ("As of", u.as_of_text),
         ("Time zone", request.plan.timezone),
     ]
-    context = _context(request, facts)
+    context = _context(request, facts, request.plan.invoice_decimals)
     context.update(u=u)
     return render_document("reports/usage.html", context)

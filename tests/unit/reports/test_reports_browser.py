@@ -55,9 +55,12 @@ def _write(deck: Deck, report: str, tenant: str, output: Path) -> Path:
     return output
 
 
-def _money(deck: Deck, tenant: str, micros: int) -> str:
+def _money(deck: Deck, tenant: str, micros: int, *, usage: bool = False) -> str:
+    """As a page shows it: record charges and balances with the plan's rating decimals,
+    the usage page's invoice amounts with its invoice decimals."""
     plan = deck.tariff.plans[deck.tariff.tenants[tenant].plan_id]
-    return format_money(micros, plan.currency, plan.invoice_decimals)
+    decimals = plan.invoice_decimals if usage else max(plan.decimals, plan.invoice_decimals)
+    return format_money(micros, plan.currency, decimals)
 
 
 def _zone(deck: Deck, tenant: str) -> str:
@@ -151,8 +154,7 @@ def test_the_consumption_page_in_a_browser(deck: Deck, tmp_path: Path) -> None:
     for table_id in ("by-kind", "by-team", "by-user", "by-destination", "by-day", "records"):
         assert dom.one("table", id=table_id).one("tbody").all("tr"), table_id
     teams = {cells[0]: cells[-1] for cells in _rows(dom.by_id("by-team"))}
-    decimals = deck.tariff.plans["pro-eu"].invoice_decimals
-    assert teams == {t: format_amount(c, decimals) for t, c in want.teams.items()}
+    assert teams == {t: format_amount(c, 4) for t, c in want.teams.items()}  # pro-eu: 4
     assert "<b>ops</b>" in teams  # a hostile team name, shown as text
     assert len(_rows(dom.by_id("records"))) == want.records  # all of them (under 1,000)
     assert len(_rows(dom.by_id("by-day"))) == want.days
@@ -189,7 +191,7 @@ def test_the_consumption_pdf_shows_the_same_totals(deck: Deck, tmp_path: Path) -
     assert "Detailed consumption" in text and "Daily spend" in text
     for micros in want.teams.values():  # each team's total, in the chart and the table
         assert _money(deck, tenant, micros) in text
-        assert format_amount(micros, 2) in text
+        assert format_amount(micros, 4) in text
 
 
 # ------------------------------------------------------------------ activity
@@ -239,8 +241,8 @@ def test_the_activity_page_in_a_browser(deck: Deck, tmp_path: Path) -> None:
     }
     rows = _rows(dom.one("table", id="activity"))
     assert len(rows) == 1 + want.moves  # the opening line, then every move
-    assert rows[0][1] == "Opening balance" and rows[0][-1] == format_amount(want.opening, 2)
-    assert rows[-1][-1] == format_amount(want.closing, 2)  # the last running balance
+    assert rows[0][1] == "Opening balance" and rows[0][-1] == format_amount(want.opening, 4)
+    assert rows[-1][-1] == format_amount(want.closing, 4)  # the last running balance
     names = {cells[1] for cells in rows[1:]}
     assert {"Phone call charge", "Funds added"} <= names
     assert dom.one("td", data_total="closing").text == shown["closing"]
@@ -283,11 +285,13 @@ def test_the_usage_page_in_a_browser(deck: Deck, tmp_path: Path) -> None:
     want = _usage_expected(deck, tenant)
     assert want["overage"] > 0
     dom = dump_dom(page, tmp_path / "dom")
-    assert dom.by_id("overage").text == _money(deck, tenant, want["overage"])
-    estimated = _money(deck, tenant, want["estimated-total"])
+    assert dom.by_id("overage").text == _money(deck, tenant, want["overage"], usage=True)
+    estimated = _money(deck, tenant, want["estimated-total"], usage=True)
     assert dom.by_id("estimated-total").text == estimated
     assert dom.one("td", data_total="estimated").text == estimated
-    assert dom.one("td", data_total="subtotal").text == _money(deck, tenant, want["subtotal"])
+    assert dom.one("td", data_total="subtotal").text == _money(
+        deck, tenant, want["subtotal"], usage=True
+    )
     for table_id in ("seats", "allowances", "lines"):
         assert _rows(dom.one("table", id=table_id)), table_id
     lines = dom.one("table", id="lines").one("tbody").all("td", class_="num")
@@ -295,13 +299,13 @@ def test_the_usage_page_in_a_browser(deck: Deck, tmp_path: Path) -> None:
     assert sum(amounts) == want["subtotal"]  # the lines shown add up to the subtotal
     _assert_decodes(screenshot(page, tmp_path / "shot", *WINDOW), *WINDOW)
     printed = pdf_text(print_to_pdf(page, tmp_path / "print"))
-    assert estimated in printed and _money(deck, tenant, want["overage"]) in printed
+    assert estimated in printed and _money(deck, tenant, want["overage"], usage=True) in printed
 
 
 def test_the_usage_pdf_shows_the_same_totals(deck: Deck, tmp_path: Path) -> None:
     tenant = "acme"
     want = _usage_expected(deck, tenant)
     text = pdf_text(_write(deck, "usage", tenant, tmp_path / "usage.pdf"))
-    assert text.count(_money(deck, tenant, want["estimated-total"])) >= 2
-    assert _money(deck, tenant, want["overage"]) in text
-    assert _money(deck, tenant, want["subtotal"]) in text
+    assert text.count(_money(deck, tenant, want["estimated-total"], usage=True)) >= 2
+    assert _money(deck, tenant, want["overage"], usage=True) in text
+    assert _money(deck, tenant, want["subtotal"], usage=True) in text
