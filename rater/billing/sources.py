@@ -55,7 +55,7 @@ class Source:
             return pl.DataFrame(
                 schema={c: RATED_SCHEMA.get(c, pl.String()) for c in wanted or RATED_SCHEMA}
             )
-        missing = [c for c in wanted or [] if c not in frame.collect_schema().names()]
+        missing = [c for c in wanted or [] if c not in _names(frame, self.path)]
         if missing:
             raise InputError(
                 f"{self.path}: rated records without column(s) {', '.join(missing)}. "
@@ -73,8 +73,9 @@ class Source:
             files = sorted((self.path / "adjustments").glob("month=*/*.parquet"))
             if not files:
                 return None
-            frame = _newest(pl.scan_parquet(files, hive_partitioning=False))
-            return _collect(frame.sort("time", "adjustment_id"), self.path / "adjustments")
+            where = self.path / "adjustments"
+            frame = _newest(pl.scan_parquet(files, hive_partitioning=False), where)
+            return _collect(frame.sort("time", "adjustment_id"), where)
         return None
 
     def _rated_frame(self, start_us: int, end_us: int) -> pl.LazyFrame | None:
@@ -85,7 +86,7 @@ class Source:
         files = _month_files(self.path / "rated", start_us, end_us)
         if not files:
             return None
-        frame = _newest(pl.scan_parquet(files, hive_partitioning=False))
+        frame = _newest(pl.scan_parquet(files, hive_partitioning=False), self.path / "rated")
         return frame.sort("source_partition", "source_offset", maintain_order=True)
 
 
@@ -123,9 +124,9 @@ def _month_files(root: Path, start_us: int, end_us: int) -> list[Path]:
     return sorted(f for d in wanted for f in (root / d).glob("*.parquet"))
 
 
-def _newest(frame: pl.LazyFrame) -> pl.LazyFrame:
+def _newest(frame: pl.LazyFrame, path: Path) -> pl.LazyFrame:
     """Each source offset once: the row of the newest writer generation."""
-    names = frame.collect_schema().names()
+    names = _names(frame, path)
     if not set(_ROW_KEY) <= set(names):
         return frame
     if "writer_generation" not in names:
@@ -135,11 +136,23 @@ def _newest(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _names(frame: pl.LazyFrame, path: Path) -> list[str]:
+    """The columns of ``frame`` (reading the files' footers)."""
+    try:
+        return frame.collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise _unreadable(path, exc) from None
+
+
 def _collect(frame: pl.LazyFrame, path: Path) -> pl.DataFrame:
     try:
         return frame.collect(engine="streaming")  # in chunks: a smaller peak of memory
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(
-            f"{path}: cannot be read ({first_line(exc)}). "
-            "Fix: point at files the rater wrote (rate-file outputs or its dataset)"
-        ) from None
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: BaseException) -> InputError:
+    return InputError(
+        f"{path}: cannot be read ({first_line(exc)}). "
+        "Fix: point at files the rater wrote (rate-file outputs or its dataset)"
+    )

@@ -68,7 +68,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from rater.core.billing.period import parse_period
     from rater.tariff_files import load_tariff
+
+    if args.period is not None:
+        try:
+            parse_period(args.period)
+        except ValueError:
+            raise UsageError(
+                f"--period {args.period!r}: not a month. Fix: write YYYY-MM, from 2000-01 to 2099-12"
+            ) from None
 
     settings = settings_from(
         tariff_dir=args.config,

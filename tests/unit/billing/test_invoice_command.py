@@ -112,8 +112,8 @@ def test_documents_can_be_left_out(rated: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--period", "2026-13"], "RATER_INVOICE__PERIOD"),
-        (["--period", "26-11"], "RATER_INVOICE__PERIOD"),
+        (["--period", "2026-13"], "--period"),
+        (["--period", "26-11"], "--period"),
         (["--tenant", "ghost"], "--tenant 'ghost': not a tenant of tenants.csv"),
         (["--rated", "/nonexistent/place"], "--rated /nonexistent/place: no such file"),
         (["--adjustments", "/nonexistent.csv"], "--adjustments /nonexistent.csv: no such file"),
@@ -129,6 +129,25 @@ def test_errors_for_people(
     err = capfd.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and message in err[0], err
     assert "Traceback" not in "".join(err)
+
+
+@pytest.mark.parametrize("layout", ["file", "dataset"])
+def test_rated_files_that_are_not_parquet(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], layout: str
+) -> None:
+    """A damaged or foreign file where rated records should be: one line, exit 2."""
+    if layout == "file":
+        rated = tmp_path / "rated.parquet"
+        rated.write_bytes(b"not parquet at all")
+    else:
+        rated = tmp_path / "dataset"
+        (rated / "rated" / "month=2026-11").mkdir(parents=True)
+        (rated / "rated" / "month=2026-11" / "x.parquet").write_bytes(b"PAR1 broken")
+    for extra in ([], ["--preview", "--tenant", "acme", "--as-of", "2026-11-15T00:00:00Z"]):
+        base = ["invoice", "--config", str(CONFIG), "--rated", str(rated), "--period", "2026-11"]
+        rc = main([*base, "--output", str(tmp_path / "out"), *extra])
+        err = capfd.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and "cannot be read" in err[0], err
 
 
 def test_output_that_is_a_file(
