@@ -84,6 +84,8 @@ def rater_run(bootstrap: str, topic: str, workdir: Path, batch: int) -> tuple[fl
         bootstrap, topic, REPO / "config", workdir, RATER_STREAM__BATCH_MAX_RECORDS=str(batch)
     )
     stdout, _ = run_rater(env)
+    steps = next((line for line in stdout.splitlines() if line.startswith("seconds per step")), "")
+    print(f"  rater {steps}")
     return busy_rate(stdout)
 
 

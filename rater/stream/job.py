@@ -129,25 +129,27 @@ class RaterJob:
            committed batch in the changelog and publishes them (sinks.parquet_dataset).
         """
         token = token or self._new_token()
-        with observe.stage("rate"):  # 1
+        with observe.stage("rate", self.summary.stage_s):  # 1
             out = rate_messages(self._context(token), batch, self.held, self.meta)
         staged = self._files.submit(self._stage_files, out)  # 2
         try:
-            with observe.stage("produce"):  # 3
+            with observe.stage("produce", self.summary.stage_s):  # 3
                 self.txn.begin()
                 self.txn.produce(out.blocks)
-            with observe.stage("send_offsets"):  # 4
+            with observe.stage("send_offsets", self.summary.stage_s):  # 4
                 offsets = [TopicPartition(t, p, last + 1) for (t, p), last in batch.last.items()]
                 if offsets:  # none when the batch only applies adjustments that waited
                     self.txn.send_offsets(offsets, self.consumer.consumer_group_metadata())
         finally:
-            with observe.stage("sinks"):  # never leave a file being written behind this function
+            with observe.stage(
+                "sinks", self.summary.stage_s
+            ):  # never leave a file being written behind this function
                 futures.wait([staged])
         _raise_sink_error(staged)
-        with observe.stage("commit"):  # 5
+        with observe.stage("commit", self.summary.stage_s):  # 5
             self.txn.commit()
             self._adopt(out)
-        with observe.stage("publish"):  # 6
+        with observe.stage("publish", self.summary.stage_s):  # 6
             try:
                 self._publish(out.token)
             except PublishError as exc:
@@ -250,6 +252,7 @@ class RaterJob:
         while not self._stopping:
             HEALTH.turned()
             batch = self._pending = InputBatch()
+            started = time.perf_counter()
             collect_batch(
                 self.consumer.consume,
                 batch,
@@ -266,6 +269,7 @@ class RaterJob:
                     self._stopping = True
                 continue
             self._idle_since = time.monotonic()
+            self.summary.stage_s["collect"] += time.perf_counter() - started  # type: ignore[assignment]
             self._process(batch)
 
     def _settle(self) -> None:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -122,10 +123,14 @@ def state_held(held: RatingState) -> None:
 
 
 @contextlib.contextmanager
-def stage(name: str) -> Iterator[None]:
-    """Time one step of the commit path into the stage-duration histogram."""
+def stage(name: str, totals: Counter[str] | None = None) -> Iterator[None]:
+    """Time one step of the commit path into the stage-duration histogram (and add the
+    seconds to ``totals[name]``, the run's summary)."""
     started = time.perf_counter()
     try:
         yield
     finally:
-        metrics.STAGE_SECONDS.labels(name).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        metrics.STAGE_SECONDS.labels(name).observe(elapsed)
+        if totals is not None:
+            totals[name] += elapsed  # type: ignore[assignment]

@@ -19,6 +19,8 @@ class RunSummary:
     counts: Counter[str] = field(default_factory=Counter)
     charges: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
+    # Seconds spent in each step of the commit path, and collecting non-empty batches.
+    stage_s: Counter[str] = field(default_factory=Counter)
     batches: int = 0
     aborted: int = 0
     # Monotonic times of the first batch received and the last batch committed.
@@ -63,6 +65,10 @@ class RunSummary:
             out.append(
                 f"busy {self.busy_s:.3f}s from first message to last commit: {rate:,.0f} CDRs/s"
             )
+        if self.stage_s:
+            steps = ("collect", "rate", "produce", "send_offsets", "sinks", "commit", "publish")
+            times = ", ".join(f"{k} {self.stage_s[k]:.3f}" for k in steps if k in self.stage_s)
+            out.append(f"seconds per step: {times}")
         out += [f"charged {cur} {format_micros(m)}" for cur, m in sorted(self.charges.items())]
         out += [f"events {event}: {n}" for event, n in sorted(self.events.items())]
         return out
