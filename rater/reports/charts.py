@@ -64,13 +64,18 @@ def _data(bars: Sequence[Bar], currency: str, decimals: int) -> list[dict[str, s
     ]
 
 
+def _base(alt: Any, title: str, bars: Sequence[Bar], currency: str, decimals: int) -> Any:
+    """A chart of ``bars`` whose ``length`` (geometry only) is its exact decimal text."""
+    return alt.Chart(
+        alt.Data(values=_data(bars, currency, decimals)), title=title
+    ).transform_calculate(length="toNumber(datum.amount)")
+
+
 def bar_chart_svg(title: str, bars: Sequence[Bar], currency: str, decimals: int) -> Markup:
     """Horizontal bars (one per category, in the order given), each labelled with its
     exact amount."""
     alt, _ = _vega()
-    base = alt.Chart(
-        alt.Data(values=_data(bars, currency, decimals)), title=title
-    ).transform_calculate(length="toNumber(datum.amount)")
+    base = _base(alt, title, bars, currency, decimals)
     y = alt.Y(
         "category:N",
         sort=alt.EncodingSortField(field="order", op="min"),
@@ -93,9 +98,7 @@ def column_chart_svg(
     above with its exact amount (``labels``; without, only the accessible descriptions
     carry the amounts)."""
     alt, _ = _vega()
-    base = alt.Chart(
-        alt.Data(values=_data(bars, currency, decimals)), title=title
-    ).transform_calculate(length="toNumber(datum.amount)")
+    base = _base(alt, title, bars, currency, decimals)
     x = alt.X(
         "category:N",
         sort=alt.EncodingSortField(field="order", op="min"),
