@@ -2,6 +2,10 @@
 
 The broker is, in order of preference: the one named by KAFKA_BOOTSTRAP_SERVERS, a
 testcontainers Kafka when RATER_TEST_DOCKER=1, or a LocalBroker started for the session.
+
+Property tests explore new random examples on every run (and replay the failures they
+found, from .hypothesis/); ``HYPOTHESIS_PROFILE=ci`` (set by .ci/run) derandomizes them,
+so that a CI verdict depends on the change and not on the draw.
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from rater.devbroker import LocalBroker
 from rater.stream.topics import TopicSpec, ensure_topics
+
+settings.register_profile("ci", derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 MakeTopic = Callable[..., str]
 

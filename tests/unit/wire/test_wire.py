@@ -57,6 +57,14 @@ def oracle(values: list[bytes]) -> wire.DecodeResult:
     Timestamps are read as plain integers, as any int64 is a valid timestamp-micros.
     """
     plain = json.loads(json.dumps(wire.load_schema("cdr")).replace('"logicalType"', '"x"'))
+    # Enums are read as their int index and checked here: fastavro takes a negative index
+    # (a valid zigzag varint) as Python does, from the end of the symbols, where Avro
+    # readers must refuse it.
+    symbols = {}
+    for field in plain["fields"]:
+        if isinstance(field["type"], dict) and field["type"]["type"] == "enum":
+            symbols[field["name"]] = field["type"]["symbols"]
+            field["type"] = "int"
     schema = fastavro.parse_schema(plain)
     rows, indices, errors = [], [], []
     for i, v in enumerate(values):
@@ -69,7 +77,10 @@ def oracle(values: list[bytes]) -> wire.DecodeResult:
         if bio.tell() != len(v):
             errors.append((i, "trailing"))
             continue
-        rows.append(rec)
+        if any(not 0 <= rec[name] < len(names) for name, names in symbols.items()):
+            errors.append((i, "enum index"))
+            continue
+        rows.append({**rec, **{name: names[rec[name]] for name, names in symbols.items()}})
         indices.append(i)
     ints = {k: (pl.Int64() if k.endswith("_time") else t) for k, t in CDR_SCHEMA.items()}
     frame = pl.DataFrame(rows, schema=ints).cast(CDR_SCHEMA)  # type: ignore[arg-type]
