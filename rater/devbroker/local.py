@@ -8,7 +8,6 @@ its own process group so it can be stopped as a whole; a pid file in its data di
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import shutil
 import subprocess
@@ -19,7 +18,13 @@ from types import TracebackType
 
 from rater.devbroker.errors import BrokerError
 from rater.devbroker.jars import ensure_jars
-from rater.devbroker.process import cluster_id, die_with_parent, free_port, megabytes, terminate
+from rater.devbroker.process import (
+    cluster_id,
+    die_with_parent,
+    free_port,
+    megabytes,
+    stop_child,
+)
 from rater.devbroker.state import clear_state, write_state
 
 __all__ = ["LOG_FILE", "OUT_FILE", "LocalBroker"]
@@ -290,11 +295,7 @@ class LocalBroker:
 
     def _kill(self, grace_s: float = 30.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                terminate(proc.pid, grace_s)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
+        stop_child(proc, grace_s)
         clear_state(self.data_dir)
 
     def _stop_at_exit(self) -> None:

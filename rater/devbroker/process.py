@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +21,7 @@ __all__ = [
     "is_our_broker",
     "megabytes",
     "pid_alive",
+    "stop_child",
     "terminate",
 ]
 
@@ -104,6 +106,16 @@ def terminate(pid: int, grace_s: float) -> None:
     deadline = time.monotonic() + 10
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def stop_child(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    """Stop a child process this process started (see :func:`terminate`) and reap it."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        terminate(proc.pid, grace_s)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
 
 
 def megabytes(heap: str) -> int:

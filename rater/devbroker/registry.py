@@ -24,7 +24,7 @@ from types import TracebackType
 
 from rater.devbroker.errors import BrokerError
 from rater.devbroker.jars import _locked, broker_home
-from rater.devbroker.process import die_with_parent, free_port, terminate
+from rater.devbroker.process import die_with_parent, free_port, stop_child
 
 __all__ = ["REGISTRY_POM", "LocalRegistry", "ensure_registry_jar"]
 
@@ -148,11 +148,7 @@ class LocalRegistry:
 
     def stop(self, grace_s: float = 20.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                terminate(proc.pid, grace_s)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
+        stop_child(proc, grace_s)
 
     def __enter__(self) -> LocalRegistry:
         return self.start()

@@ -132,7 +132,7 @@ def rate_messages(
         live_keys=log_write.live_keys,
         snapshotted=log_write.snapshotted,
     )
-    _tally(out, batch, parts, rated, events, adjustments)
+    _tally(out, batch, parts, rated, events, adjustments, ctx.settings.topics.cdrs)
     _output_blocks(ctx, out, parts, rated, events)
     changelog = ctx.settings.topics.changelog
     out.blocks.append(OutBlock(changelog, log_write.partitions, log_write.keys, log_write.values))
@@ -219,11 +219,7 @@ def _cdr_frame(
     decoded = messages.decode_cdrs(settings, values)
     part.dead += [(msgs[i], reason) for i, reason in decoded.failures]
     frame, rows = decoded.frame, list(decoded.good)
-    wrong = misrouted(ctx.partitioner, frame.get_column("tenant_id"), [msgs[i] for i in rows])
-    if wrong.any():
-        part.dead += [(msgs[rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
-        rows = [i for i, bad in zip(rows, wrong.to_list(), strict=True) if not bad]
-        frame = frame.filter(~wrong)
+    frame, rows = _routed(ctx, frame, rows, msgs, part)
     return (
         _with_source(frame, [msgs[i] for i in rows]),
         rows,
@@ -237,12 +233,21 @@ def _adjustment_frame(ctx: RatingContext, msgs: list[Any], part: _Part) -> pl.Da
     decoded = messages.decode_adjustments(ctx.settings, ctx.tariff, msgs)
     part.dead += [(msgs[i], reason) for i, reason in decoded.failures]
     frame, rows = decoded.frame, list(decoded.good)
-    wrong = misrouted(ctx.partitioner, frame.get_column("tenant_id"), [msgs[i] for i in rows])
-    if wrong.any():
-        part.dead += [(msgs[rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
-        rows = [i for i, bad in zip(rows, wrong.to_list(), strict=True) if not bad]
-        frame = frame.filter(~wrong)
+    frame, rows = _routed(ctx, frame, rows, msgs, part)
     return _with_source(frame, [msgs[i] for i in rows])
+
+
+def _routed(
+    ctx: RatingContext, frame: pl.DataFrame, rows: list[int], msgs: list[Any], part: _Part
+) -> tuple[pl.DataFrame, list[int]]:
+    """``frame`` (row j decoded from ``msgs[rows[j]]``) without the rows whose message is
+    not on its tenant's partition; those messages go to ``part.dead`` as ``misrouted``."""
+    wrong = misrouted(ctx.partitioner, frame.get_column("tenant_id"), [msgs[i] for i in rows])
+    if not wrong.any():
+        return frame, rows
+    part.dead += [(msgs[rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
+    kept = [i for i, bad in zip(rows, wrong.to_list(), strict=True) if not bad]
+    return frame.filter(~wrong), kept
 
 
 def _with_source(frame: pl.DataFrame, msgs: list[Any]) -> pl.DataFrame:
@@ -343,13 +348,11 @@ def _tally(
     rated: pl.DataFrame | None,
     events: pl.DataFrame | None,
     adjustments: pl.DataFrame | None,
+    cdr_topic: str,
 ) -> None:
     counts: Counter[str] = out.counts
-    cdr_topic = {(m.topic(), m.partition(), m.offset()) for m in batch.cdrs}
-    counts["consumed"] += len(batch.cdrs)
-    counts["dead_lettered"] += sum(
-        1 for p in parts for m, _ in p.dead if (m.topic(), m.partition(), m.offset()) in cdr_topic
-    )
+    counts["consumed"] += len(batch.cdrs)  # the batch's messages of the CDR topic
+    counts["dead_lettered"] += sum(1 for p in parts for m, _ in p.dead if m.topic() == cdr_topic)
     if adjustments is not None:  # outcomes once final; waiting ones are counted when applied
         for status, n in adjustments.group_by("status").len().iter_rows():
             if status != "pending":
