@@ -12,13 +12,13 @@ import logging
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 
 from rater.devbroker.errors import BrokerError
 from rater.devbroker.jars import ensure_jars
 from rater.devbroker.process import (
+    await_ready,
     cluster_id,
     die_with_parent,
     free_port,
@@ -272,26 +272,24 @@ class LocalBroker:
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
-        deadline = time.monotonic() + self.startup_timeout_s
-        while True:
-            if self._proc is None or self._proc.poll() is not None:
-                code = self._proc.returncode if self._proc is not None else None
-                raise BrokerError(
-                    f"the Kafka broker exited with status {code} during startup; "
-                    f"see {self.log_file} and {self.data_dir / OUT_FILE}"
-                )
+
+        def answers() -> bool:
             try:
-                md = admin.list_topics(timeout=2)
+                return bool(admin.list_topics(timeout=2).brokers)
             except Exception:  # KafkaException while the broker is still coming up
-                md = None
-            if md is not None and md.brokers:
-                return
-            if time.monotonic() > deadline:
-                raise BrokerError(
-                    f"the Kafka broker at {self.bootstrap} did not answer within "
-                    f"{self.startup_timeout_s:.0f}s; see {self.log_file}"
-                )
-            time.sleep(0.2)
+                return False
+
+        await_ready(
+            self._proc,
+            answers,
+            self.startup_timeout_s,
+            exited=lambda code: (
+                f"the Kafka broker exited with status {code} during startup; "
+                f"see {self.log_file} and {self.data_dir / OUT_FILE}"
+            ),
+            silent=f"the Kafka broker at {self.bootstrap} did not answer within "
+            f"{self.startup_timeout_s:.0f}s; see {self.log_file}",
+        )
 
     def _kill(self, grace_s: float = 30.0) -> None:
         proc, self._proc = self._proc, None

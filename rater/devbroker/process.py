@@ -12,9 +12,13 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+from rater.devbroker.errors import BrokerError
+
 __all__ = [
+    "await_ready",
     "cluster_id",
     "die_with_parent",
     "free_port",
@@ -106,6 +110,27 @@ def terminate(pid: int, grace_s: float) -> None:
     deadline = time.monotonic() + 10
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def await_ready(
+    proc: subprocess.Popen[bytes] | None,
+    probe: Callable[[], bool],
+    timeout_s: float,
+    *,
+    exited: Callable[[int | None], str],
+    silent: str,
+) -> None:
+    """Poll ``probe`` until it answers True; BrokerError(``exited(status)``) if the child
+    ``proc`` stops first, BrokerError(``silent``) after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc is None or proc.poll() is not None:
+            raise BrokerError(exited(proc.returncode if proc is not None else None))
+        if probe():
+            return
+        if time.monotonic() > deadline:
+            raise BrokerError(silent)
+        time.sleep(0.2)
 
 
 def stop_child(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:

@@ -16,7 +16,6 @@ import logging
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,7 +23,7 @@ from types import TracebackType
 
 from rater.devbroker.errors import BrokerError
 from rater.devbroker.jars import _locked, broker_home
-from rater.devbroker.process import die_with_parent, free_port, stop_child
+from rater.devbroker.process import await_ready, die_with_parent, free_port, stop_child
 
 __all__ = ["REGISTRY_POM", "LocalRegistry", "ensure_registry_jar"]
 
@@ -129,22 +128,22 @@ class LocalRegistry:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
-        while True:
-            if self._proc is None or self._proc.poll() is not None:
-                raise BrokerError(f"the schema registry exited during startup; see {self.log_file}")
+        def answers() -> bool:
             with (
                 contextlib.suppress(OSError, urllib.error.URLError),
                 urllib.request.urlopen(f"{self.url}/subjects", timeout=2) as resp,
             ):
-                if resp.status == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise BrokerError(
-                    f"the schema registry did not answer within {self.startup_timeout_s:.0f}s; "
-                    f"see {self.log_file}"
-                )
-            time.sleep(0.2)
+                return bool(resp.status == 200)
+            return False
+
+        await_ready(
+            self._proc,
+            answers,
+            self.startup_timeout_s,
+            exited=lambda _: f"the schema registry exited during startup; see {self.log_file}",
+            silent=f"the schema registry did not answer within {self.startup_timeout_s:.0f}s; "
+            f"see {self.log_file}",
+        )
 
     def stop(self, grace_s: float = 20.0) -> None:
         proc, self._proc = self._proc, None
