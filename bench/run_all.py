@@ -16,6 +16,7 @@ FULL = [
     ["bench_core.py", "--records", "1000000"],
     ["bench_decode.py"],
     ["bench_stream.py", "--records", "1000000"],
+    ["bench_produce.py", "--messages", "200000", "--runs", "3"],
     ["bench_latency.py", "--rate", "20000", "--seconds", "30"],
     ["bench_state_rss.py", "--tenants", "100000", "--records", "1000000"],
     ["bench_invoice.py", "--records", "10000000", "--tenants", "10000", "--runs", "3"],
