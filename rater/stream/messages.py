@@ -54,15 +54,20 @@ def _framing(settings: Settings, name: str) -> tuple[bool, int | None]:
 
 def decode_cdrs(settings: Settings, values: list[bytes | None]) -> Decoded:
     """Decode CDR messages in bulk; what cannot be decoded is reported with its reason."""
-    present = [i for i, v in enumerate(values) if v]
-    failures = [(i, "empty_message") for i, v in enumerate(values) if not v]
-    bodies = [values[i] or b"" for i in present]
+    failures: list[tuple[int, str]] = []
+    if all(values):  # as they nearly always are: no copies, no renumbering
+        present: Sequence[int] = range(len(values))
+        bodies: list[bytes] = values  # type: ignore[assignment]
+    else:
+        present = [i for i, v in enumerate(values) if v]
+        failures = [(i, "empty_message") for i, v in enumerate(values) if not v]
+        bodies = [values[i] or b"" for i in present]
     if settings.stream.input_format == "json":
         res = wire.decode_cdrs_json(bodies)
     else:
         res = registry.decode_cdr_values(settings, bodies)
     failures += [(present[i], reason) for i, reason in res.errors]
-    good = [present[i] for i in res.indices]
+    good = res.indices if isinstance(present, range) else [present[i] for i in res.indices]
     frame, good, dated = _representable(res.frame, good)
     failures += dated
     failures.sort()
@@ -159,7 +164,10 @@ def cdr_bodies(
     if settings.stream.input_format == "json" or not good:
         return None
     framed, _ = _framing(settings, "cdr")
-    good_values = [values[i] or b"" for i in good]
+    if len(good) == len(values):  # every one decoded: none is empty
+        good_values: list[bytes] = values  # type: ignore[assignment]
+    else:
+        good_values = [values[i] or b"" for i in good]
     if framed and not registry.reader_layout(settings, good_values):
         return None  # some were written with another version of the schema: encode whole
     return wire.unframe_bodies(good_values, framed)

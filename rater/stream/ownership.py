@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 import polars as pl
 
@@ -61,11 +60,19 @@ def let_go(held: RatingState, partition: int, partitioner: TenantPartitioner) ->
     return held.filter_tenants(~gone, others)
 
 
-def misrouted(partitioner: TenantPartitioner, tenants: pl.Series, msgs: list[Any]) -> pl.Series:
-    """Rows whose message is not keyed by its tenant_id, or not on the tenant's partition."""
+def misrouted(
+    partitioner: TenantPartitioner,
+    tenants: pl.Series,
+    keys: list[bytes | None],
+    partitions: list[int],
+) -> pl.Series:
+    """Rows whose message (its key and partition, row for row) is not keyed by its
+    tenant_id, or not on the tenant's partition."""
     if tenants.len() == 0:
         return pl.Series("misrouted", [], dtype=pl.Boolean)
-    keys = pl.Series("key", [m.key() for m in msgs], dtype=pl.Binary)
-    partitions = pl.Series("partition", [m.partition() for m in msgs], dtype=pl.Int32)
-    right = (keys == tenants.cast(pl.Binary)) & (partitioner.column(tenants) == partitions)
+    key_column = pl.Series("key", keys, dtype=pl.Binary)
+    partition_column = pl.Series("partition", partitions, dtype=pl.Int32)
+    right = (key_column == tenants.cast(pl.Binary)) & (
+        partitioner.column(tenants) == partition_column
+    )
     return (~right.fill_null(False)).alias("misrouted")

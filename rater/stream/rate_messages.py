@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -90,16 +90,20 @@ def rate_messages(
     # CDR of its tenant at or after its time, unless the input is complete (``settle``):
     # then it applies after them. Only the batch's last part settles, so a batch cut in
     # parts places everything as a whole one would.
-    items = [*batch.adjustments, *batch.cdrs]
+    # Messages are named by position: the adjustments, then the CDRs (a part is a range).
+    items = range(len(batch.adjustments) + len(batch.cdrs))
 
-    def rate(msgs: Sequence[Any], st: RatingState) -> tuple[_Part, RatingState]:
-        settle = batch.settle and (not msgs or msgs[-1] is items[-1])
-        return _rate_part(ctx, msgs, st, settle=settle)
+    def rate(span: range, st: RatingState) -> tuple[_Part, RatingState]:
+        settle = batch.settle and span.stop == items.stop
+        return _rate_part(ctx, batch, span, st, settle=settle)
+
+    def failed(position: int) -> _Part:
+        return _Part(dead=[(_message(batch, position), "rating_error")])
 
     if items:
-        parts, state = _isolated(items, rate, held, _failed)
+        parts, state = _isolated(items, rate, held, failed)
     else:  # nothing consumed: the input is complete, what waits in the state applies
-        part, state = rate([], held)
+        part, state = rate(items, held)
         parts = [part]
     _refuse_systemic_failure(parts, len(items))
     rated = _concat([p.rated for p in parts])
@@ -143,14 +147,14 @@ def rate_messages(
 
 
 def _isolated(
-    msgs: Sequence[Any],
-    rate: Callable[[Sequence[Any], S], tuple[P, S]],
+    msgs: range,
+    rate: Callable[[range, S], tuple[P, S]],
     state: S,
-    failed: Callable[[Any], P],
+    failed: Callable[[int], P],
 ) -> tuple[list[P], S]:
-    """``rate(msgs, state)``, or, if it raises anything but a transient error, each half
-    on its own (state threaded through), down to the single messages that fail, each of
-    which becomes ``failed(message)``."""
+    """``rate(msgs, state)`` (``msgs``: message positions), or, if it raises anything but
+    a transient error, each half on its own (state threaded through), down to the single
+    messages that fail, each of which becomes ``failed(position)``."""
     if not msgs:
         return [], state
     try:
@@ -171,8 +175,11 @@ def _isolated(
     return left + right, state
 
 
-def _failed(msg: Any) -> _Part:
-    return _Part(dead=[(msg, "rating_error")])
+def _message(batch: InputBatch, position: int) -> Any:
+    adjustments = len(batch.adjustments)
+    if position < adjustments:
+        return batch.adjustments[position]
+    return batch.cdrs[position - adjustments]
 
 
 def _refuse_systemic_failure(parts: list[_Part], messages: int) -> None:
@@ -188,74 +195,100 @@ def _refuse_systemic_failure(parts: list[_Part], messages: int) -> None:
 
 
 def _rate_part(
-    ctx: RatingContext, msgs: Sequence[Any], state: RatingState, *, settle: bool
+    ctx: RatingContext, batch: InputBatch, span: range, state: RatingState, *, settle: bool
 ) -> tuple[_Part, RatingState]:
-    """CDRs and adjustments: decoded, checked against their partition, rated together."""
-    settings = ctx.settings
-    cdr_msgs = [m for m in msgs if m.topic() == settings.topics.cdrs]
-    adj_msgs = [m for m in msgs if m.topic() != settings.topics.cdrs]
+    """The messages at ``span``'s positions (adjustments first, then CDRs): decoded,
+    checked against their partition, rated together."""
+    split = len(batch.adjustments)
+    cdrs = range(max(span.start, split) - split, max(span.stop, split) - split)
     part = _Part()
-    frame, rows, bodies = _cdr_frame(ctx, cdr_msgs, part)
-    adjustments = _adjustment_frame(ctx, adj_msgs, part)
+    frame, rows, bodies = _cdr_frame(ctx, batch, cdrs, part)
+    adjustments = _adjustment_frame(
+        ctx, batch.adjustments[span.start : min(span.stop, split)], part
+    )
     result = rate_batch(ctx.tariff, frame, state, adjustments=adjustments, settle=settle)
     part.rated, part.delta, part.adjustments = result.rated, result.delta, result.adjustments
     part.events = _events_with_source(result.events, result.rated, result.adjustments)
-    part.rated_values = messages.encode_rated(settings, result.rated, bodies)
-    part.event_values = messages.encode_events(settings, part.events)
+    part.rated_values = messages.encode_rated(ctx.settings, result.rated, bodies)
+    part.event_values = messages.encode_events(ctx.settings, part.events)
     invalid = result.rated.select(pl.int_range(pl.len()).alias("row"), "status", "reason").filter(
         pl.col("status") == "invalid"
     )
-    part.invalid = [(cdr_msgs[rows[r]], reason) for r, _, reason in invalid.iter_rows()]
+    part.invalid = [(batch.cdrs[rows[r]], reason) for r, _, reason in invalid.iter_rows()]
     return part, result.state
 
 
 def _cdr_frame(
-    ctx: RatingContext, msgs: list[Any], part: _Part
+    ctx: RatingContext, batch: InputBatch, span: range, part: _Part
 ) -> tuple[pl.DataFrame, list[int], list[bytes] | None]:
-    """(the CDR frame with its source columns, the message of each row, their Avro
-    bodies); undecodable and misrouted messages go to ``part.dead``."""
-    settings = ctx.settings
-    values = [m.value() for m in msgs]
+    """(the frame of the CDRs at ``span``, with their source columns; the CDR of each
+    row; their Avro bodies); undecodable and misrouted messages go to ``part.dead``."""
+    settings, lo = ctx.settings, span.start
+    values = batch.cdr_values[lo : span.stop]
     decoded = messages.decode_cdrs(settings, values)
-    part.dead += [(msgs[i], reason) for i, reason in decoded.failures]
-    frame, rows = decoded.frame, list(decoded.good)
-    frame, rows = _routed(ctx, frame, rows, msgs, part)
-    return (
-        _with_source(frame, [msgs[i] for i in rows]),
-        rows,
-        messages.cdr_bodies(settings, values, rows),
+    part.dead += [(batch.cdrs[lo + i], reason) for i, reason in decoded.failures]
+    frame, rows = decoded.frame, decoded.good
+    partitions = _pick(batch.cdr_partitions[lo : span.stop], rows)
+    wrong = misrouted(
+        ctx.partitioner,
+        frame.get_column("tenant_id"),
+        _pick(batch.cdr_keys[lo : span.stop], rows),
+        partitions,
     )
+    bodies = messages.cdr_bodies(settings, values, rows)
+    offsets = _pick(batch.cdr_offsets[lo : span.stop], rows)
+    if wrong.any():
+        part.dead += [(batch.cdrs[lo + rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
+        keep = (~wrong).to_list()
+        frame = frame.filter(~wrong)
+        rows, partitions, offsets = (_kept(c, keep) for c in (rows, partitions, offsets))
+        bodies = None if bodies is None else _kept(bodies, keep)
+    source = _with_source(frame, settings.topics.cdrs, partitions, offsets)
+    return source, [lo + r for r in rows], bodies
 
 
 def _adjustment_frame(ctx: RatingContext, msgs: list[Any], part: _Part) -> pl.DataFrame:
-    """The batch's top-ups and adjustments, checked against their partition, with their
+    """The top-ups and adjustments ``msgs``, checked against their partition, with their
     source columns; refused messages go to ``part.dead``."""
     decoded = messages.decode_adjustments(ctx.settings, ctx.tariff, msgs)
     part.dead += [(msgs[i], reason) for i, reason in decoded.failures]
-    frame, rows = decoded.frame, list(decoded.good)
-    frame, rows = _routed(ctx, frame, rows, msgs, part)
-    return _with_source(frame, [msgs[i] for i in rows])
+    frame, rows = decoded.frame, decoded.good
+    given = [msgs[i] for i in rows]
+    partitions = [m.partition() for m in given]
+    wrong = misrouted(
+        ctx.partitioner, frame.get_column("tenant_id"), [m.key() for m in given], partitions
+    )
+    if wrong.any():
+        part.dead += [(given[j], "misrouted") for j in wrong.arg_true().to_list()]
+        frame, given = frame.filter(~wrong), _kept(given, (~wrong).to_list())
+        partitions = [m.partition() for m in given]
+    topics = [m.topic() for m in given]
+    return _with_source(frame, topics, partitions, [m.offset() for m in given])
 
 
-def _routed(
-    ctx: RatingContext, frame: pl.DataFrame, rows: list[int], msgs: list[Any], part: _Part
-) -> tuple[pl.DataFrame, list[int]]:
-    """``frame`` (row j decoded from ``msgs[rows[j]]``) without the rows whose message is
-    not on its tenant's partition; those messages go to ``part.dead`` as ``misrouted``."""
-    wrong = misrouted(ctx.partitioner, frame.get_column("tenant_id"), [msgs[i] for i in rows])
-    if not wrong.any():
-        return frame, rows
-    part.dead += [(msgs[rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
-    kept = [i for i, bad in zip(rows, wrong.to_list(), strict=True) if not bad]
-    return frame.filter(~wrong), kept
+def _pick(column: list[Any], rows: list[int]) -> list[Any]:
+    """``column``'s items at ``rows`` (ascending); all of them in one slice when ``rows``
+    is every position, as it is unless some messages could not be decoded."""
+    if not rows or rows[-1] == len(rows) - 1:
+        return column[: len(rows)]
+    return [column[i] for i in rows]
 
 
-def _with_source(frame: pl.DataFrame, msgs: list[Any]) -> pl.DataFrame:
-    """``frame`` (one row per message of ``msgs``) with where each row was read from."""
+def _kept(column: list[Any], keep: list[bool]) -> list[Any]:
+    return [x for x, k in zip(column, keep, strict=True) if k]
+
+
+def _with_source(
+    frame: pl.DataFrame, topic: str | list[str], partitions: list[int], offsets: list[int]
+) -> pl.DataFrame:
+    """``frame`` with where each row was read from (one topic for all, or one per row)."""
+    topics = (
+        pl.lit(topic, pl.String) if isinstance(topic, str) else pl.Series(topic, dtype=pl.String)
+    )
     return frame.with_columns(
-        pl.Series("source_topic", [m.topic() for m in msgs], pl.String),
-        pl.Series("source_partition", [m.partition() for m in msgs], pl.Int32),
-        pl.Series("source_offset", [m.offset() for m in msgs], pl.Int64),
+        topics.alias("source_topic"),
+        pl.Series("source_partition", partitions, pl.Int32),
+        pl.Series("source_offset", offsets, pl.Int64),
     )
 
 
