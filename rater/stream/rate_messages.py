@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 S = TypeVar("S")
 P = TypeVar("P")
+T = TypeVar("T")
 # Isolation is for the odd poison message. When more than this share of a batch (and more
 # than _SYSTEMIC_MIN messages) fails on its own, the fault is in the code or the machine,
 # not in the input: the batch is not committed (the job backs off and retries) rather
@@ -74,6 +75,8 @@ class _Part:
     rated: pl.DataFrame | None = None  # CDR columns, RATED_EXTRA columns, source columns
     events: pl.DataFrame | None = None
     rated_values: list[bytes] = field(default_factory=list)
+    rated_keys: list[bytes | None] = field(default_factory=list)
+    rated_partitions: list[int] = field(default_factory=list)
     event_values: list[bytes] = field(default_factory=list)
     dead: list[Dead] = field(default_factory=list)  # not rated: counted as dead-lettered
     invalid: list[Dead] = field(default_factory=list)  # rated invalid, copied to the DLQ
@@ -202,49 +205,59 @@ def _rate_part(
     split = len(batch.adjustments)
     cdrs = range(max(span.start, split) - split, max(span.stop, split) - split)
     part = _Part()
-    frame, rows, bodies = _cdr_frame(ctx, batch, cdrs, part)
+    given = _cdr_frame(ctx, batch, cdrs, part)
     adjustments = _adjustment_frame(
         ctx, batch.adjustments[span.start : min(span.stop, split)], part
     )
-    result = rate_batch(ctx.tariff, frame, state, adjustments=adjustments, settle=settle)
+    result = rate_batch(ctx.tariff, given.frame, state, adjustments=adjustments, settle=settle)
     part.rated, part.delta, part.adjustments = result.rated, result.delta, result.adjustments
     part.events = _events_with_source(result.events, result.rated, result.adjustments)
-    part.rated_values = messages.encode_rated(ctx.settings, result.rated, bodies)
+    # Rated rows are the CDR frame's rows, in order: each goes out with its CDR's key
+    # (its tenant_id, as routing checked) to its CDR's partition.
+    part.rated_keys, part.rated_partitions = given.keys, given.partitions
+    part.rated_values = messages.encode_rated(ctx.settings, result.rated, given.bodies)
     part.event_values = messages.encode_events(ctx.settings, part.events)
     invalid = result.rated.select(pl.int_range(pl.len()).alias("row"), "status", "reason").filter(
         pl.col("status") == "invalid"
     )
-    part.invalid = [(batch.cdrs[rows[r]], reason) for r, _, reason in invalid.iter_rows()]
+    part.invalid = [(batch.cdrs[given.rows[r]], reason) for r, _, reason in invalid.iter_rows()]
     return part, result.state
 
 
-def _cdr_frame(
-    ctx: RatingContext, batch: InputBatch, span: range, part: _Part
-) -> tuple[pl.DataFrame, list[int], list[bytes] | None]:
-    """(the frame of the CDRs at ``span``, with their source columns; the CDR of each
-    row; their Avro bodies); undecodable and misrouted messages go to ``part.dead``."""
+@dataclass
+class _CdrInput:
+    """The decoded CDRs of a part, row for row: the frame (with its source columns), the
+    batch position of each row's CDR, its Avro body, its message key and partition."""
+
+    frame: pl.DataFrame
+    rows: list[int]
+    bodies: list[bytes] | None
+    keys: list[bytes | None]
+    partitions: list[int]
+
+
+def _cdr_frame(ctx: RatingContext, batch: InputBatch, span: range, part: _Part) -> _CdrInput:
+    """The CDRs at ``span``; undecodable and misrouted messages go to ``part.dead``."""
     settings, lo = ctx.settings, span.start
     values = batch.cdr_values[lo : span.stop]
     decoded = messages.decode_cdrs(settings, values)
     part.dead += [(batch.cdrs[lo + i], reason) for i, reason in decoded.failures]
     frame, rows = decoded.frame, decoded.good
     partitions = _pick(batch.cdr_partitions[lo : span.stop], rows)
-    wrong = misrouted(
-        ctx.partitioner,
-        frame.get_column("tenant_id"),
-        _pick(batch.cdr_keys[lo : span.stop], rows),
-        partitions,
-    )
+    keys = _pick(batch.cdr_keys[lo : span.stop], rows)
+    wrong = misrouted(ctx.partitioner, frame.get_column("tenant_id"), keys, partitions)
     bodies = messages.cdr_bodies(settings, values, rows)
     offsets = _pick(batch.cdr_offsets[lo : span.stop], rows)
     if wrong.any():
         part.dead += [(batch.cdrs[lo + rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
         keep = (~wrong).to_list()
         frame = frame.filter(~wrong)
-        rows, partitions, offsets = (_kept(c, keep) for c in (rows, partitions, offsets))
+        rows, keys, partitions, offsets = (
+            _kept(c, keep) for c in (rows, keys, partitions, offsets)
+        )
         bodies = None if bodies is None else _kept(bodies, keep)
     source = _with_source(frame, settings.topics.cdrs, partitions, offsets)
-    return source, [lo + r for r in rows], bodies
+    return _CdrInput(source, [lo + r for r in rows], bodies, keys, partitions)
 
 
 def _adjustment_frame(ctx: RatingContext, msgs: list[Any], part: _Part) -> pl.DataFrame:
@@ -298,7 +311,8 @@ def _events_with_source(
     """Events with the source offset and rating time of the CDR, or the adjustment (its
     id is the event's cdr_id), whose debit raised them."""
     source = ["source_topic", "source_partition", "source_offset"]
-    by_cdr = rated.filter(pl.col("status") == "rated").select(
+    raised = pl.col("cdr_id").is_in(events.get_column("cdr_id").unique().implode())
+    by_cdr = rated.filter(raised & (pl.col("status") == "rated")).select(
         "tenant_id", "cdr_id", *source, rating_time()
     )
     by_adjustment = adjustments.filter(pl.col("status") == "applied").select(
@@ -406,11 +420,12 @@ def _output_blocks(
     """Kafka: every output to the partition of the CDR it came from."""
     topics = ctx.settings.topics
     if rated is not None and rated.height:
-        values = [v for p in parts for v in p.rated_values]
-        partitions = rated.get_column("source_partition").to_list()
-        out.blocks.append(OutBlock(topics.rated, partitions, keys_of(rated), values))
+        values = _joined([p.rated_values for p in parts])
+        partitions = _joined([p.rated_partitions for p in parts])
+        keys = _joined([p.rated_keys for p in parts])
+        out.blocks.append(OutBlock(topics.rated, partitions, keys, values))
     if events is not None and events.height:
-        values = [v for p in parts for v in p.event_values]
+        values = _joined([p.event_values for p in parts])
         partitions = events.get_column("source_partition").to_list()
         out.blocks.append(OutBlock(topics.events, partitions, keys_of(events), values))
     letters = [d for p in parts for d in p.dead]
@@ -418,3 +433,7 @@ def _output_blocks(
     out.dead_reasons.update(reason for _, reason in letters)
     if letters:
         out.blocks.append(dead_letter_block(topics.dead_letter, letters))
+
+
+def _joined(lists: list[list[T]]) -> list[T]:
+    return lists[0] if len(lists) == 1 else [x for xs in lists for x in xs]
