@@ -95,6 +95,11 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=50_000)
+    parser.add_argument(
+        "--rater-only",
+        action="store_true",
+        help="measure `rater run` alone (before/after a change)",
+    )
     args = parser.parse_args()
 
     with broker() as bootstrap:
@@ -106,15 +111,22 @@ def main() -> None:
         bare, copied, rated = [], [], []
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(args.runs):
-                bare.append(bare_consumer(bootstrap, topic, args.records))
-                copied.append(copier(bootstrap, topic, args.records, args.batch))
+                if not args.rater_only:
+                    bare.append(bare_consumer(bootstrap, topic, args.records))
+                    copied.append(copier(bootstrap, topic, args.records, args.batch))
                 rate, consumed = rater_run(bootstrap, topic, Path(tmp), args.batch)
                 assert consumed == args.records, f"rater consumed {consumed}"
                 rated.append(rate)
+                if args.rater_only:
+                    print(f"run {i + 1}: rater run {rate:,.0f} CDRs/s")
+                    continue
                 print(
                     f"run {i + 1}: bare consumer {bare[-1]:,.0f} msg/s, exactly-once copier "
                     f"{copied[-1]:,.0f} msg/s, rater run {rate:,.0f} CDRs/s"
                 )
+        if args.rater_only:
+            print(f"median rater run (exactly-once): {statistics.median(rated):,.0f} CDRs/s")
+            return
         mb, mc, mr = (statistics.median(v) for v in (bare, copied, rated))
         print(f"median bare consumer: {mb:,.0f} msg/s")
         print(f"median exactly-once copier: {mc:,.0f} msg/s")

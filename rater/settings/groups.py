@@ -129,7 +129,7 @@ class StreamSettings(Frozen):
         default=50_000, ge=1, description="Most messages per batch (one Kafka transaction)."
     )
     batch_max_wait_ms: int = Field(
-        default=500, ge=1, description="Longest wait to fill a batch, in milliseconds."
+        default=200, ge=1, description="Longest wait to fill a batch, in milliseconds."
     )
     dedupe_horizon_days: float = Field(
         default=7.0,
