@@ -29,6 +29,7 @@ from rater.errors import TransientError
 from rater.settings import Settings
 from rater.stream import messages
 from rater.stream.changelog import PartitionMeta, changelog_write
+from rater.stream.input_frames import adjustment_input, cdr_input
 from rater.stream.inputs import InputBatch
 from rater.stream.outputs import (
     BatchOutput,
@@ -39,7 +40,6 @@ from rater.stream.outputs import (
     keys_of,
     sink_batches,
 )
-from rater.stream.ownership import misrouted
 from rater.stream.partitioner import TenantPartitioner
 
 __all__ = ["RatingContext", "rate_messages"]
@@ -205,9 +205,13 @@ def _rate_part(
     split = len(batch.adjustments)
     cdrs = range(max(span.start, split) - split, max(span.stop, split) - split)
     part = _Part()
-    given = _cdr_frame(ctx, batch, cdrs, part)
-    adjustments = _adjustment_frame(
-        ctx, batch.adjustments[span.start : min(span.stop, split)], part
+    given = cdr_input(ctx.settings, ctx.partitioner, batch, cdrs, part.dead)
+    adjustments = adjustment_input(
+        ctx.settings,
+        ctx.tariff,
+        ctx.partitioner,
+        batch.adjustments[span.start : min(span.stop, split)],
+        part.dead,
     )
     result = rate_batch(ctx.tariff, given.frame, state, adjustments=adjustments, settle=settle)
     part.rated, part.delta, part.adjustments = result.rated, result.delta, result.adjustments
@@ -220,89 +224,8 @@ def _rate_part(
     invalid = result.rated.select(pl.int_range(pl.len()).alias("row"), "status", "reason").filter(
         pl.col("status") == "invalid"
     )
-    part.invalid = [(batch.cdrs[given.rows[r]], reason) for r, _, reason in invalid.iter_rows()]
+    part.invalid = [(batch.cdrs[given.position(r)], reason) for r, _, reason in invalid.iter_rows()]
     return part, result.state
-
-
-@dataclass
-class _CdrInput:
-    """The decoded CDRs of a part, row for row: the frame (with its source columns), the
-    batch position of each row's CDR, its Avro body, its message key and partition."""
-
-    frame: pl.DataFrame
-    rows: list[int]
-    bodies: list[bytes] | None
-    keys: list[bytes | None]
-    partitions: list[int]
-
-
-def _cdr_frame(ctx: RatingContext, batch: InputBatch, span: range, part: _Part) -> _CdrInput:
-    """The CDRs at ``span``; undecodable and misrouted messages go to ``part.dead``."""
-    settings, lo = ctx.settings, span.start
-    values = batch.cdr_values[lo : span.stop]
-    decoded = messages.decode_cdrs(settings, values)
-    part.dead += [(batch.cdrs[lo + i], reason) for i, reason in decoded.failures]
-    frame, rows = decoded.frame, decoded.good
-    partitions = _pick(batch.cdr_partitions[lo : span.stop], rows)
-    keys = _pick(batch.cdr_keys[lo : span.stop], rows)
-    wrong = misrouted(ctx.partitioner, frame.get_column("tenant_id"), keys, partitions)
-    bodies = messages.cdr_bodies(settings, values, rows)
-    offsets = _pick(batch.cdr_offsets[lo : span.stop], rows)
-    if wrong.any():
-        part.dead += [(batch.cdrs[lo + rows[j]], "misrouted") for j in wrong.arg_true().to_list()]
-        keep = (~wrong).to_list()
-        frame = frame.filter(~wrong)
-        rows, keys, partitions, offsets = (
-            _kept(c, keep) for c in (rows, keys, partitions, offsets)
-        )
-        bodies = None if bodies is None else _kept(bodies, keep)
-    source = _with_source(frame, settings.topics.cdrs, partitions, offsets)
-    return _CdrInput(source, [lo + r for r in rows], bodies, keys, partitions)
-
-
-def _adjustment_frame(ctx: RatingContext, msgs: list[Any], part: _Part) -> pl.DataFrame:
-    """The top-ups and adjustments ``msgs``, checked against their partition, with their
-    source columns; refused messages go to ``part.dead``."""
-    decoded = messages.decode_adjustments(ctx.settings, ctx.tariff, msgs)
-    part.dead += [(msgs[i], reason) for i, reason in decoded.failures]
-    frame, rows = decoded.frame, decoded.good
-    given = [msgs[i] for i in rows]
-    partitions = [m.partition() for m in given]
-    wrong = misrouted(
-        ctx.partitioner, frame.get_column("tenant_id"), [m.key() for m in given], partitions
-    )
-    if wrong.any():
-        part.dead += [(given[j], "misrouted") for j in wrong.arg_true().to_list()]
-        frame, given = frame.filter(~wrong), _kept(given, (~wrong).to_list())
-        partitions = [m.partition() for m in given]
-    topics = [m.topic() for m in given]
-    return _with_source(frame, topics, partitions, [m.offset() for m in given])
-
-
-def _pick(column: list[Any], rows: list[int]) -> list[Any]:
-    """``column``'s items at ``rows`` (ascending); all of them in one slice when ``rows``
-    is every position, as it is unless some messages could not be decoded."""
-    if not rows or rows[-1] == len(rows) - 1:
-        return column[: len(rows)]
-    return [column[i] for i in rows]
-
-
-def _kept(column: list[Any], keep: list[bool]) -> list[Any]:
-    return [x for x, k in zip(column, keep, strict=True) if k]
-
-
-def _with_source(
-    frame: pl.DataFrame, topic: str | list[str], partitions: list[int], offsets: list[int]
-) -> pl.DataFrame:
-    """``frame`` with where each row was read from (one topic for all, or one per row)."""
-    topics = (
-        pl.lit(topic, pl.String) if isinstance(topic, str) else pl.Series(topic, dtype=pl.String)
-    )
-    return frame.with_columns(
-        topics.alias("source_topic"),
-        pl.Series("source_partition", partitions, pl.Int32),
-        pl.Series("source_offset", offsets, pl.Int64),
-    )
 
 
 def _events_with_source(
