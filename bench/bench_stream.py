@@ -17,6 +17,7 @@ starts a local broker.
 from __future__ import annotations
 
 import argparse
+import pstats
 import re
 import statistics
 import subprocess
@@ -79,14 +80,44 @@ def copier(bootstrap: str, topic: str, count: int, batch: int) -> float:
     return float(m.group(2))
 
 
-def rater_run(bootstrap: str, topic: str, workdir: Path, batch: int) -> tuple[float, int]:
+def rater_run(
+    bootstrap: str, topic: str, workdir: Path, batch: int, profile: Path | None = None
+) -> tuple[float, int]:
     env = rater_env(
         bootstrap, topic, REPO / "config", workdir, RATER_STREAM__BATCH_MAX_RECORDS=str(batch)
     )
-    stdout, _ = run_rater(env)
+    stdout, _ = run_rater(env, profile)
     steps = next((line for line in stdout.splitlines() if line.startswith("seconds per step")), "")
     print(f"  rater {steps}")
-    return busy_rate(stdout)
+    rate, consumed = busy_rate(stdout)
+    if profile:
+        print_rate_step(profile, consumed)
+    return rate, consumed
+
+
+# The parts of the rate step, by the function that does each (module path, name).
+RATE_PARTS = {
+    "rate step": ("rater/stream/rate_messages.py", "rate_messages"),
+    "decoding": ("rater/stream/messages.py", "decode_cdrs"),
+    "core": ("rater/core/rating/pipeline.py", "rate_batch"),
+    "rated encoding": ("rater/stream/messages.py", "encode_rated"),
+    "changelog entry": ("rater/stream/changelog.py", "changelog_write"),
+}
+
+
+def print_rate_step(profile: Path, records: int) -> None:
+    """Microseconds per record of each part of the rate step (cumulative, with the
+    profiler's own overhead)."""
+    stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
+    parts = []
+    for label, (path, name) in RATE_PARTS.items():
+        total = sum(
+            cumulative
+            for (file, _, function), (_, _, _, cumulative, _) in stats.items()
+            if function == name and file.endswith(path)
+        )
+        parts.append(f"{label} {total / records * 1e6:.2f}")
+    print(f"  rater profile, us per record: {', '.join(parts)}")
 
 
 def main() -> None:
@@ -99,6 +130,11 @@ def main() -> None:
         "--rater-only",
         action="store_true",
         help="measure `rater run` alone (before/after a change)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run `rater run` under cProfile into this file and print its rate step's parts",
     )
     args = parser.parse_args()
 
@@ -114,7 +150,7 @@ def main() -> None:
                 if not args.rater_only:
                     bare.append(bare_consumer(bootstrap, topic, args.records))
                     copied.append(copier(bootstrap, topic, args.records, args.batch))
-                rate, consumed = rater_run(bootstrap, topic, Path(tmp), args.batch)
+                rate, consumed = rater_run(bootstrap, topic, Path(tmp), args.batch, args.profile)
                 assert consumed == args.records, f"rater consumed {consumed}"
                 rated.append(rate)
                 if args.rater_only:

@@ -88,10 +88,12 @@ def rater_env(
     return env
 
 
-def run_rater(env: dict[str, str]) -> tuple[str, int]:
-    """Run `rater run` to completion; its stdout and peak RSS in MB."""
+def run_rater(env: dict[str, str], profile: Path | None = None) -> tuple[str, int]:
+    """Run `rater run` to completion (under cProfile into ``profile`` when given); its
+    stdout and peak RSS in MB."""
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rater", "run"],
+        [sys.executable, *profiler, "-m", "rater", "run"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
