@@ -1,6 +1,10 @@
 """Throughput of the rating core: rate_batch over synthetic CDRs and a 50k-row deck.
 
     .venv/bin/python bench/bench_core.py --records 1000000
+    .venv/bin/python bench/bench_core.py --records 50000 --held 5000000
+
+``--held N``: the state already holds N dedupe keys (other CDRs'), as a streaming job
+does after N records within its dedupe horizon.
 
 Prints the median wall time over several runs, records per second, the ratio to
 the 2,000,000 records/s target, the peak RSS of the process, and the median time of
@@ -20,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import polars as pl
 from make_deck import make_cdrs, write_deck
 
 from rater.core.rating import STAGES, rate_batch
@@ -35,6 +40,7 @@ def main() -> None:
     parser.add_argument("--rates", type=int, default=50_000)
     parser.add_argument("--tenants", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--held", type=int, default=0, help="dedupe keys held in the state")
     parser.add_argument(
         "--profile", action="store_true", help="print per-phase cProfile top entries"
     )
@@ -49,7 +55,7 @@ def main() -> None:
             f"{len(tariff.plans)} plans, loaded in {time.perf_counter() - started:.2f}s"
         )
     cdrs = make_cdrs(args.records, tenants=args.tenants)
-    state = RatingState.empty()
+    state = held_state(args.held)
     result = rate_batch(tariff, cdrs, state)  # warm-up
     counts = dict(result.rated.group_by("status").len().iter_rows())
     print(f"statuses: {counts}; events: {result.events.height}")
@@ -77,6 +83,20 @@ def main() -> None:
     )
     medians = {name: statistics.median(run.get(name, 0.0) for run in stages) for name in STAGES}
     print("stages (median s): " + ", ".join(f"{n} {t:.3f}" for n, t in medians.items()))
+
+
+def held_state(keys: int) -> RatingState:
+    """A state holding the dedupe keys of ``keys`` other CDRs (and, as a running job's
+    state does, their index)."""
+    if keys == 0:
+        return RatingState.empty()
+    seen = make_cdrs(keys, seed=2).select(
+        "tenant_id",
+        pl.concat_str(pl.lit("held-"), "cdr_id").alias("cdr_id"),
+        pl.col("start_time").alias("seen_time"),
+    )
+    state = RatingState.of(seen=seen)
+    return state.with_seen_index(state.seen_lookup())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Peak RSS of `rater run` holding the rating state of 100k tenants.
 
-    .venv/bin/python bench/bench_state_rss.py --tenants 100000 --records 1000000
+    .venv/bin/python bench/bench_state_rss.py --tenants 100000 --records 1000000 [--batch N]
 
 Writes a synthetic tariff with that many tenants (bench/make_deck.py: a 50k-row deck),
 publishes CDRs spread over all of them, lets `rater run` drain the topic (so every
@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--rates", type=int, default=50_000)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=50_000, help="records per batch")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, broker() as bootstrap:
         deck = write_deck(Path(tmp) / "deck", rates=args.rates, tenants=args.tenants)
@@ -42,7 +43,11 @@ def main() -> None:
         print(
             f"published {cdrs.height:,} CDRs for {args.tenants:,} tenants in {time.monotonic() - t0:.0f}s"
         )
-        stdout, rss_mb = run_rater(rater_env(bootstrap, topic, deck, Path(tmp)))
+        stdout, rss_mb = run_rater(
+            rater_env(
+                bootstrap, topic, deck, Path(tmp), RATER_STREAM__BATCH_MAX_RECORDS=str(args.batch)
+            )
+        )
         rate, consumed = busy_rate(stdout)
         print(stdout.strip())
         print(f"tenants with state: {cdrs.get_column('tenant_id').n_unique():,}")

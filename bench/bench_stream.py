@@ -86,9 +86,9 @@ def rater_run(
     env = rater_env(
         bootstrap, topic, REPO / "config", workdir, RATER_STREAM__BATCH_MAX_RECORDS=str(batch)
     )
-    stdout, _ = run_rater(env, profile)
+    stdout, rss_mb = run_rater(env, profile)
     steps = next((line for line in stdout.splitlines() if line.startswith("seconds per step")), "")
-    print(f"  rater {steps}")
+    print(f"  rater {steps}; peak RSS {rss_mb:,} MB")
     rate, consumed = busy_rate(stdout)
     if profile:
         print_rate_step(profile, consumed)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from rater.core.columns import ADJUSTMENT_SCHEMA
+from rater.core.seen_index import SeenIndex, key_hash
 
 __all__ = [
     "ADJUSTMENT_STATE_SCHEMA",
@@ -109,6 +110,9 @@ class RatingState:
     seen: pl.DataFrame
     adjustments: pl.DataFrame = field(default_factory=lambda: _empty("adjustments"))
     watermarks: Mapping[int, int] = field(default_factory=dict)
+    # The hash index of ``seen`` (rater.core.seen_index), kept only by the operations that
+    # leave ``seen`` as it is or append to it; never written, rebuilt when missing.
+    seen_index: SeenIndex | None = field(default=None, compare=False, repr=False)
 
     @staticmethod
     def empty() -> RatingState:
@@ -138,7 +142,7 @@ class RatingState:
             .sort(_KEYS[name])
             for name, frame in given.items()
         }
-        return RatingState(**parts, watermarks=dict(watermarks or {}))
+        return RatingState(**parts, watermarks=dict(watermarks or {}), seen_index=None)
 
     def merge(self, delta: RatingState) -> RatingState:
         """Upsert every row of ``delta`` by key; a watermark only moves forward."""
@@ -151,7 +155,32 @@ class RatingState:
             seen=_upsert(self.seen, delta.seen, "seen", sort=False),
             adjustments=_upsert(self.adjustments, delta.adjustments, "adjustments", sort=True),
             watermarks=marks,
+            seen_index=self.seen_index if delta.seen.height == 0 else None,
         )
+
+    def with_seen(self, appended: pl.DataFrame) -> RatingState:
+        """The state with dedupe keys appended that it does not hold (SEEN_SCHEMA): a
+        plain append, and the index (when built) grows with them."""
+        if appended.height == 0:
+            return self
+        frames = {name: getattr(self, name) for name in _FRAMES}
+        frames["seen"] = pl.concat([self.seen, appended]) if self.seen.height else appended
+        index = self.seen_index
+        if index is not None:
+            index = index.appended(appended.select(key_hash()).to_series())
+        return RatingState(**frames, watermarks=self.watermarks, seen_index=index)
+
+    def seen_lookup(self) -> SeenIndex:
+        """The hash index of ``seen`` (built now when the state has none)."""
+        index = self.seen_index
+        if index is None or index.rows != self.seen.height:
+            index = SeenIndex.of(self.seen)
+        return index
+
+    def with_seen_index(self, index: SeenIndex) -> RatingState:
+        """The same state keeping ``index`` (which must be the index of its ``seen``)."""
+        frames = {name: getattr(self, name) for name in _FRAMES}
+        return RatingState(**frames, watermarks=self.watermarks, seen_index=index)
 
     def filter_tenants(self, keep: pl.Expr, partitions: Iterable[int] | None = None) -> RatingState:
         """Only the rows whose tenant satisfies ``keep`` (an expression on tenant_id), and
@@ -166,7 +195,7 @@ class RatingState:
 
     def with_watermarks(self, watermarks: Mapping[int, int]) -> RatingState:
         frames = {name: getattr(self, name) for name in _FRAMES}
-        return RatingState(**frames, watermarks=dict(watermarks))
+        return RatingState(**frames, watermarks=dict(watermarks), seen_index=self.seen_index)
 
     def prune_seen(self, watermark_us: int, horizon_us: int, tenants: pl.Expr) -> RatingState:
         """Rule 2: forget the dedupe keys of ``tenants`` (an expression on tenant_id) whose
@@ -208,7 +237,7 @@ class RatingState:
             for name, piece in zip(_FRAMES, pieces, strict=False)
         }
         marks = {int(p): int(m) for p, m in json.loads(pieces[-1]).items()}
-        return RatingState(**frames, watermarks=marks)
+        return RatingState(**frames, watermarks=marks, seen_index=None)
 
     def equals(self, other: RatingState) -> bool:
         """Same rows and watermarks, whatever their order."""

@@ -67,6 +67,7 @@ from rater.core.rating.lookup import lookup
 from rater.core.rating.outcome import REASONS, STATUSES, Outcome
 from rater.core.rating.prepaid import debit_prepaid, tenant_columns
 from rater.core.rating.validate import validate
+from rater.core.seen_index import SeenIndex
 from rater.core.state import RatingState
 from rater.core.tariff import DIRECTIONS, Tariff
 
@@ -142,7 +143,8 @@ def rate_batch(
     with stage("validate"):
         w = validate(tariff, cdrs, _tenant_of_rows(tariff, cdrs), tenants["_plan"])
     with stage("dedupe"):
-        w = _live(w, cdrs, state)
+        index = state.seen_lookup()
+        w = _live(w, cdrs, state, index)
     with stage("clock"):
         clock, position = batch_clock(tariff, w)
         w = w.with_columns(position.alias("_minute"))
@@ -173,7 +175,7 @@ def rate_batch(
             allowances=allowances_delta,
             adjustments=adjustments_delta(placement.candidates),
         )
-        delta, after = _new_state(state, cdrs, w, changed)
+        delta, after = _new_state(state.with_seen_index(index), cdrs, w, changed)
     return RatingResult(rated, events, after, delta, applied)
 
 
@@ -238,12 +240,14 @@ def _tenant_of_rows(tariff: Tariff, cdrs: pl.DataFrame) -> pl.Series:
     ]
 
 
-def _live(w: pl.DataFrame, cdrs: pl.DataFrame, state: RatingState) -> pl.DataFrame:
+def _live(
+    w: pl.DataFrame, cdrs: pl.DataFrame, state: RatingState, index: SeenIndex
+) -> pl.DataFrame:
     """Rule 2: ``_live`` = valid and not a duplicate; ``_zero_call`` = a live call with
     billable time 0 (rated at 0 without a rate); ``_kind_direction`` for the lookup."""
     valid = pl.col("_rule1") == Outcome.RATED
     w = w.with_columns(
-        (valid & ~duplicates(cdrs, w, state)).alias("_live"),
+        (valid & ~duplicates(cdrs, w, state, index)).alias("_live"),
         (pl.col("_kind") * len(DIRECTIONS) + pl.col("_direction")).alias("_kind_direction"),
     )
     zero = pl.col("_live") & (pl.col("_kind") == CALL) & (pl.col("_billable_ms") == 0)
@@ -337,15 +341,13 @@ def _new_state(
     state: RatingState, cdrs: pl.DataFrame, w: pl.DataFrame, changed: RatingState
 ) -> tuple[RatingState, RatingState]:
     """(delta, state after the batch). The new dedupe keys are not in ``state.seen`` (they
-    would be duplicates), so the upsert of ``seen`` is a plain append."""
+    would be duplicates), so the upsert of ``seen`` is a plain append (and its index, when
+    the state has one, grows with them)."""
     seen_delta = (
         cdrs.lazy()
         .select("tenant_id", "cdr_id", pl.coalesce("answer_time", "start_time").alias("seen_time"))
         .filter(pl.lit(w["_live"]))
         .collect()
     )
-    after = state.merge(changed)
-    if seen_delta.height:
-        seen = pl.concat([state.seen, seen_delta]) if state.seen.height else seen_delta
-        after = dataclasses.replace(after, seen=seen)
+    after = state.merge(changed).with_seen(seen_delta)
     return dataclasses.replace(changed, seen=seen_delta), after

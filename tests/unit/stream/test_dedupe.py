@@ -7,10 +7,12 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamworld import World, make_settings
 
+from rater.core.seen_index import SeenIndex
 from rater.core.state import CLOCK_SKEW_US
 from rater.stream.testing import Crash, FakeClock, FakeCluster
 
@@ -141,3 +143,28 @@ def test_a_resend_within_the_horizon_is_always_a_duplicate(
         assert seen.count("rated") + seen.count("unrated") <= 1, (cdr_id, seen)
         if seen[0] in ("rated", "unrated"):
             assert set(seen[1:]) <= {"duplicate"}, (cdr_id, seen)
+
+
+def test_the_held_keys_index_is_carried_from_batch_to_batch(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rebuilding the index hashes every held key: it happens when a state has none (read
+    # back, cut at a rebalance or pruned at a snapshot), never batch after batch.
+    world.settings = make_settings(world.root, batch_max_records=20, snapshot_every_batches=1000)
+    rebuilt: list[int] = []
+    build = SeenIndex.of
+
+    def counted(seen: pl.DataFrame) -> SeenIndex:
+        rebuilt.append(seen.height)
+        return build(seen)
+
+    monkeypatch.setattr(SeenIndex, "of", staticmethod(counted))
+    first = world.cdrs(200, seed=7)
+    world.publish_cdrs(first)
+    world.publish_cdrs(first.head(30))  # resends, found through the carried index
+    summary = world.run()
+    assert summary.batches >= 10
+    assert [n for n in rebuilt if n] == []
+    statuses = _statuses(world)
+    valid = [c for c in first.head(30).get_column("cdr_id") if statuses[c][0] != "invalid"]
+    assert valid and all(statuses[c][-1] == "duplicate" for c in valid)
