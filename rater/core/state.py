@@ -110,8 +110,9 @@ class RatingState:
     seen: pl.DataFrame
     adjustments: pl.DataFrame = field(default_factory=lambda: _empty("adjustments"))
     watermarks: Mapping[int, int] = field(default_factory=dict)
-    # The hash index of ``seen`` (rater.core.seen_index), kept only by the operations that
-    # leave ``seen`` as it is or append to it; never written, rebuilt when missing.
+    # The hash index of ``seen``'s first keys (rater.core.seen_index), kept only by the
+    # operations that leave ``seen`` as it is or append to it; never written, rebuilt when
+    # missing.
     seen_index: SeenIndex | None = field(default=None, compare=False, repr=False)
 
     @staticmethod
@@ -160,25 +161,26 @@ class RatingState:
 
     def with_seen(self, appended: pl.DataFrame) -> RatingState:
         """The state with dedupe keys appended that it does not hold (SEEN_SCHEMA): a
-        plain append, and the index (when built) grows with them."""
+        plain append. The index (when the state has one) then covers the keys before
+        them; they are added to it when it is next used (:meth:`seen_lookup`)."""
         if appended.height == 0:
             return self
         frames = {name: getattr(self, name) for name in _FRAMES}
         frames["seen"] = pl.concat([self.seen, appended]) if self.seen.height else appended
-        index = self.seen_index
-        if index is not None:
-            index = index.appended(appended.select(key_hash()).to_series())
-        return RatingState(**frames, watermarks=self.watermarks, seen_index=index)
+        return RatingState(**frames, watermarks=self.watermarks, seen_index=self.seen_index)
 
     def seen_lookup(self) -> SeenIndex:
-        """The hash index of ``seen`` (built now when the state has none)."""
+        """The hash index of ``seen``: the state's own, with the keys appended since it
+        was last used added to it, or built now when the state has none."""
         index = self.seen_index
-        if index is None or index.rows != self.seen.height:
-            index = SeenIndex.of(self.seen)
+        if index is None or index.rows > self.seen.height:
+            return SeenIndex.of(self.seen)
+        if index.rows < self.seen.height:
+            return index.appended(self.seen.slice(index.rows).select(key_hash()).to_series())
         return index
 
     def with_seen_index(self, index: SeenIndex) -> RatingState:
-        """The same state keeping ``index`` (which must be the index of its ``seen``)."""
+        """The same state keeping ``index`` (an index of its ``seen``'s first keys)."""
         frames = {name: getattr(self, name) for name in _FRAMES}
         return RatingState(**frames, watermarks=self.watermarks, seen_index=index)
 

@@ -341,8 +341,8 @@ def _new_state(
     state: RatingState, cdrs: pl.DataFrame, w: pl.DataFrame, changed: RatingState
 ) -> tuple[RatingState, RatingState]:
     """(delta, state after the batch). The new dedupe keys are not in ``state.seen`` (they
-    would be duplicates), so the upsert of ``seen`` is a plain append (and its index, when
-    the state has one, grows with them)."""
+    would be duplicates), so the upsert of ``seen`` is a plain append (and the index of
+    the keys before them is kept: they are added to it by the next batch that uses it)."""
     seen_delta = (
         cdrs.lazy()
         .select("tenant_id", "cdr_id", pl.coalesce("answer_time", "start_time").alias("seen_time"))
