@@ -26,16 +26,11 @@ __all__ = ["publish_debits"]
 
 def publish_debits(settings: Settings, debits: pl.DataFrame) -> PublishStats:
     """Send ``debits`` (ADJUSTMENT_SCHEMA charges) to the adjustments topic."""
-    from rater.stream.topics import TopicSpec, ensure_topics
+    from rater.stream.topics import ensure_topic
 
     topic = settings.topics.adjustments
     client = settings.kafka.client_config()
-    spec = TopicSpec(
-        topic,
-        partitions=settings.topics.partitions,
-        replication_factor=settings.topics.replication_factor,
-    )
-    ensure_topics(client, [spec])
+    ensure_topic(client, settings.topics, topic)
     encode = _encoder(settings)
     values = [encode(row) for row in debits.iter_rows(named=True)]
     keys = [t.encode() for t in debits.get_column("tenant_id").to_list()]

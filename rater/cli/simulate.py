@@ -104,16 +104,11 @@ def _schema_id(settings: Settings, topic: str, fmt: str) -> int | None:
 
 def _publish(frame: pl.DataFrame, settings: Settings, garbage: float) -> None:
     """Publish ``frame`` to the CDR topic (created when missing) and print what was done."""
-    from rater.stream.topics import TopicSpec, ensure_topics
+    from rater.stream.topics import ensure_topic
 
     topic, fmt = settings.topics.cdrs, settings.stream.input_format
     client = settings.kafka.client_config()
-    spec = TopicSpec(
-        topic,
-        partitions=settings.topics.partitions,
-        replication_factor=settings.topics.replication_factor,
-    )
-    ensure_topics(client, [spec])
+    ensure_topic(client, settings.topics, topic)
     stats = publish(
         frame,
         client,

@@ -17,6 +17,7 @@ __all__ = [
     "TopicSpec",
     "check_partition_count",
     "ensure_job_topics",
+    "ensure_topic",
     "ensure_topics",
     "partition_count",
 ]
@@ -112,6 +113,13 @@ def partition_count(client: Any, topic: str) -> int:
     return len(md.topics[topic].partitions)
 
 
+def ensure_topic(admin: Mapping[str, Any] | Any, topics: TopicSettings, name: str) -> None:
+    """Create topic ``name`` when missing, with the configured partition count and
+    replication factor."""
+    spec = TopicSpec(name, topics.partitions, replication_factor=topics.replication_factor)
+    ensure_topics(admin, [spec])
+
+
 def ensure_job_topics(admin: Any, topics: TopicSettings) -> int:
     """Create the job's missing topics; the partition count of the CDR topic.
 
@@ -120,7 +128,7 @@ def ensure_job_topics(admin: Any, topics: TopicSettings) -> int:
     partition number): otherwise a ConfigError, one line and exit status 2.
     """
     rf = topics.replication_factor
-    ensure_topics(admin, [TopicSpec(topics.cdrs, topics.partitions, replication_factor=rf)])
+    ensure_topic(admin, topics, topics.cdrs)
     n = partition_count(admin, topics.cdrs)
     compact = {"cleanup.policy": "compact"}
     ensure_topics(

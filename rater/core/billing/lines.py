@@ -65,20 +65,11 @@ INVOICE_SCHEMA: dict[str, pl.DataType] = {
 # A line before it is numbered: the line columns it has, its time (when it takes effect,
 # for prepaid debits) and the change that made it, and the keys that order it (rule 8).
 DRAFT_SCHEMA: dict[str, pl.DataType] = {
-    "tenant_id": pl.String(),
-    "type": pl.String(),
-    "product_id": pl.String(),
-    "kind": pl.String(),
-    "direction": pl.String(),
-    "plan_id": pl.String(),
-    "rate_prefix": pl.String(),
-    "band": pl.String(),
-    "description": pl.String(),
-    "quantity": pl.String(),
-    "unit": pl.String(),
-    "unit_price_micros": pl.Int64(),
-    "days": pl.Int32(),
-    "amount_micros": pl.Int64(),
+    **{
+        name: dtype
+        for name, dtype in LINE_SCHEMA.items()
+        if name not in ("invoice_id", "period", "line_no", "amount", "currency")
+    },
     "time_us": pl.Int64(),
     "change_id": pl.String(),
     "_type": pl.Int32(),

@@ -5,7 +5,6 @@ duplicate of a new record (nor hides a held one)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 from coredeck import cdr, frame
@@ -84,9 +83,7 @@ def test_a_held_key_behind_a_colliding_one_is_still_a_duplicate(tariff: Tariff) 
     assert result.rated["status"].to_list() == ["duplicate", "rated"]
 
 
-def test_the_index_grows_with_the_batches_and_matches_a_rebuilt_one(
-    tariff: Tariff, tmp_path: Path
-) -> None:
+def test_the_index_grows_with_the_batches_and_matches_a_rebuilt_one(tariff: Tariff) -> None:
     carried = RatingState.empty()
     rebuilt = RatingState.empty()
     for batch in range(12):

@@ -22,6 +22,7 @@ from rater.batch import rate_file
 from rater.core.columns import CDR_SCHEMA
 from rater.core.tariff import Tariff
 from rater.simulate import generate_cdrs
+from rater.tariff_files.tenants import TENANT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[3]
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
@@ -124,17 +125,7 @@ def write_tariff(root: Path) -> Path:
     (root / "plans.yaml").write_text(PLANS_YAML, encoding="utf-8")
     with (root / "tenants.csv").open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(
-            [
-                "tenant_id",
-                "plan_id",
-                "billing",
-                "opening_balance",
-                "low_balance_threshold",
-                "recharge_amount",
-                "auto_recharge",
-            ]
-        )
+        writer.writerow(TENANT_COLUMNS)
         for tenant, plan, billing, opening in TENANTS:
             extra = ["5.00", "50.00", "false"] if billing == "prepaid" else ["", "", "false"]
             writer.writerow([tenant, plan, billing, opening, *extra])
